@@ -1,0 +1,79 @@
+"""The installed `tspace` console script, run as a user runs it: in a subprocess, with a clean TSPACE_* environment."""
+import os, shutil, subprocess, sys, tomllib
+from pathlib import Path
+
+import pytest
+
+import tspace
+from tspace.config.run import RunConfig
+
+# the script installed beside this interpreter (a virtualenv need not be on PATH), else the one on PATH
+_beside = Path(sys.executable).parent / "tspace"
+TSPACE = str(_beside) if _beside.exists() else shutil.which("tspace")
+if TSPACE is None: pytest.fail("the `tspace` console script is not installed (pip install -e .)", pytrace=False)
+
+
+def tspace_cli(*args, env=None):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TSPACE_")}
+    return subprocess.run([TSPACE, *args], capture_output=True, text=True, env={**clean, **(env or {})}, timeout=60)
+
+
+def test_version():
+    r = tspace_cli("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"tspace {tspace.__version__}"
+
+
+def test_config_show_prints_the_default_config_as_toml():
+    r = tspace_cli("config", "show")
+    assert r.returncode == 0, r.stderr
+    shown = tomllib.loads(r.stdout)
+    assert shown == RunConfig().model_dump(mode="json", exclude_none=True)
+    assert shown["vehicle"]["physics"]["mass_kg"] > 0 and shown["site"]["timezone"] == "UTC"
+
+
+def test_config_show_applies_file_and_environment_and_masks_secrets(tmp_path):
+    f = tmp_path / "run.toml"
+    f.write_text('[agent]\ngamma = 0.9\n[site]\ntimezone = "Asia/Shanghai"\n')
+    r = tspace_cli("config", "show", "--config", str(f),
+                   env={"TSPACE_AGENT__GAMMA": "0.95", "TSPACE_STORAGE__PASSWORD": "do-not-print-me"})
+    assert r.returncode == 0, r.stderr
+    shown = tomllib.loads(r.stdout)
+    assert shown["agent"]["gamma"] == 0.95 and shown["site"]["timezone"] == "Asia/Shanghai"
+    assert "do-not-print-me" not in r.stdout and shown["storage"]["password"] == "**********"
+
+
+def test_config_check_accepts_a_good_file(tmp_path):
+    f = tmp_path / "ok.toml"
+    f.write_text('[vehicle]\nid = "yard-truck-3"\n')
+    r = tspace_cli("config", "check", str(f))
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+
+
+def test_config_check_lists_every_problem_and_exits_2(tmp_path):
+    f = tmp_path / "bad.toml"
+    f.write_text('speed = 3\n[agent]\ngamma = 7\n[site]\ntimezone = "Nowhere/Special"\n[hmi]\npassword = "x"\n')
+    r = tspace_cli("config", "check", str(f))
+    assert r.returncode == 2
+    for want in ("speed = 3: unknown key", "agent.gamma = 7", "site.timezone = 'Nowhere/Special'", "hmi.password: secrets"):
+        assert want in r.stderr, (want, r.stderr)
+    assert r.stderr.count("\n  - ") == 4
+
+
+def test_config_check_of_a_missing_file_and_of_broken_toml(tmp_path):
+    assert tspace_cli("config", "check", str(tmp_path / "none.toml")).returncode == 2
+    f = tmp_path / "broken.toml"
+    f.write_text("[agent\n")
+    r = tspace_cli("config", "check", str(f))
+    assert r.returncode == 2 and "not valid TOML" in r.stderr
+
+
+def test_config_show_with_a_bad_environment_value_names_the_variable():
+    r = tspace_cli("config", "show", env={"TSPACE_EPISODES": "many"})
+    assert r.returncode == 2 and "episodes = 'many'" in r.stderr and "TSPACE_EPISODES" in r.stderr
+
+
+def test_usage_errors():
+    r = tspace_cli("config")
+    assert r.returncode == 2 and "config show" in r.stderr
+    r = tspace_cli("config", "check")
+    assert r.returncode == 2 and "file" in r.stderr
