@@ -16,6 +16,7 @@ from .site import SiteConfig, DriverConfig
 from .storage import StorageConfig, HMIConfig
 from .agent import AgentConfig
 from .vehicle import VehicleConfig
+from ..data.core import RewardSpec
 from ..system.errors import ConfigError
 
 # %% auto 0
@@ -35,6 +36,7 @@ class RunConfig(BaseSettings):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     hmi: HMIConfig = Field(default_factory=HMIConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
+    reward: RewardSpec = Field(default_factory=RewardSpec)
     episodes: int = Field(5, ge=1, description="training episodes of a run")
     seed: int = Field(0, ge=0, description="seed of the run (simulator, agent, sampling)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="console log level")
@@ -46,7 +48,7 @@ class RunConfig(BaseSettings):
 
     def observation_meta(self):
         "The `ObservationMeta` of this run's records."
-        return self.vehicle.observation_meta(driver=self.driver.id, timezone=self.site.timezone)
+        return self.vehicle.observation_meta(driver=self.driver.id, timezone=self.site.timezone, reward=self.reward)
 
 # %% ../../nbs/03_config.run.ipynb 5
 def env_name(*keys) -> str:
