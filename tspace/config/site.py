@@ -6,6 +6,7 @@
 from __future__ import annotations
 from pydantic import Field, field_validator
 from .core import ConfigModel
+from .truck import DriverModelParams
 from ..data.time import validate_timezone
 
 # %% auto 0
@@ -29,3 +30,4 @@ class SiteConfig(ConfigModel):
 class DriverConfig(ConfigModel):
     "The person (by pseudonym) or model driving the vehicle."
     id: str = Field("sim-driver", pattern=ID_PATTERN, description="driver pseudonym, used to partition stored records")
+    behaviour: DriverModelParams = Field(default_factory=DriverModelParams, description="how the simulated driver drives (simulator only)")
