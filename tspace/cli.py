@@ -39,6 +39,8 @@ def config_check(file: Param("config file to check", str)):
 COMMANDS = {
     ("config", "show"): config_show,
     ("config", "check"): config_check,
+    ("sim",): "tspace.sim.ecu:sim",
+    ("replay",): "tspace.conn.can:replay",
 }
 "Sub-commands: the words that select them, and the function (or `'module:function'`) that runs them."
 
@@ -52,7 +54,7 @@ def usage() -> str:
     "One line per sub-command with its summary."
     lines = ["usage: tspace [--version] COMMAND [ARGS]", "", "commands:"]
     for words, fn in COMMANDS.items():
-        doc = (_resolve(fn).__doc__ or "").strip().split("\n")[0] if callable(fn) else fn
+        doc = (fn.__doc__ or "").strip().split("\n")[0] if callable(fn) else f"(`tspace {' '.join(words)} --help` describes it)"
         lines.append(f"  {' '.join(words):<16} {doc}")
     lines.append("\n`tspace COMMAND --help` describes a command's arguments.")
     return "\n".join(lines)

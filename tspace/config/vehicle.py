@@ -12,6 +12,7 @@ from pydantic import Field, model_validator, field_validator
 from .core import ConfigModel, resource_path
 from .site import ID_PATTERN
 from .truck import TruckParams
+from .can import CanConfig
 from ..data.core import ActionSpec, ObservationMeta, StateSpec, RewardSpec, default_state_signals
 
 # %% auto 0
@@ -92,6 +93,7 @@ class VehicleConfig(ConfigModel):
     action: ActionConfig = Field(default_factory=ActionConfig)
     field_frame: FrameConfig = Field(FrameConfig(frame_len=30, sample_hz=20.0), description="frame of a truck on CAN")
     cloud_frame: FrameConfig = Field(FrameConfig(frame_len=200, sample_hz=50.0), description="frame of a truck behind a telematics box")
+    can: CanConfig = Field(default_factory=CanConfig)
     physics: TruckParams = Field(default_factory=TruckParams)
 
     @model_validator(mode="after")

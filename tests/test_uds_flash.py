@@ -1,0 +1,73 @@
+"Flashing torque rows through KvaserCAN against the virtual VCU: round trip, every negative response, retries."
+import uuid
+import numpy as np
+import pytest
+from tspace.conn.can import CanConfig, open_bus
+from tspace.conn.uds import TORQUE_LSB_NM, encode_rows, DID_TORQUE_ROWS
+from tspace.dataflow.kvaser import KvaserCAN
+from tspace.sim.ecu import VirtualVCU
+from tspace.system.errors import FlashError
+
+@pytest.fixture
+def pair():
+    cfg = CanConfig(channel=f"uds-{uuid.uuid4().hex[:8]}", uds_timeout_s=0.2, flash_retries=2, bus_timeout_s=30)
+    vbus = open_bus(cfg)
+    vcu = VirtualVCU(vbus, cfg, write_time_s=0.0).start(publish=False)
+    kv = KvaserCAN(cfg, 30, 20.0).start()
+    kv.client.busy_pause_s = 0.01
+    yield kv, vcu
+    kv.stop(); vcu.stop(); vbus.shutdown()
+
+def _refused(fn, code):
+    with pytest.raises(FlashError) as ei: fn()
+    assert ei.value.code == code, (ei.value.code, str(ei.value))
+    return str(ei.value)
+
+def test_round_trip_changes_the_simulated_truck(pair):
+    kv, vcu = pair
+    stock = vcu.sim.stock_map.table
+    rows = stock[5:9] - np.linspace(0, 250, 17)              # an only-lower action at full budget on the right
+    table = kv.flash_rows(5, rows)
+    assert np.abs(table[5:9] - rows).max() <= TORQUE_LSB_NM / 2 + 1e-9
+    assert np.abs(vcu.sim.torque_map.table[5:9] - rows).max() <= TORQUE_LSB_NM / 2 + 1e-9
+    np.testing.assert_allclose(table[:5], stock[:5], atol=TORQUE_LSB_NM / 2); np.testing.assert_allclose(table[9:], stock[9:], atol=TORQUE_LSB_NM / 2)
+    np.testing.assert_allclose(kv.read_map(), table)
+
+def test_wrong_length(pair):
+    kv, _ = pair
+    assert "incorrectMessageLengthOrInvalidFormat" in _refused(lambda: kv.flash_rows(0, np.zeros((1, 16))), 0x13)   # 16 of 17 columns
+    _refused(lambda: kv.client.write_raw(DID_TORQUE_ROWS, encode_rows(0, np.zeros((2, 17)))[:-3]), 0x13)
+
+def test_out_of_range_row_and_torque(pair):
+    kv, vcu = pair
+    assert "requestOutOfRange" in _refused(lambda: kv.flash_rows(11, np.zeros((4, 17))), 0x31)   # rows 11..14 of 0..13
+    _refused(lambda: kv.flash_rows(0, np.full((1, 17), 1600.0)), 0x31)      # above the 1500 Nm motor peak
+    _refused(lambda: kv.flash_rows(0, np.full((1, 17), -900.0)), 0x31)      # below the -800 Nm regen peak
+    _refused(lambda: kv.client.write_raw(0xF190, b"12345"), 0x31)           # not a writable DID
+    np.testing.assert_array_equal(vcu.sim.torque_map.table, vcu.sim.stock_map.table)   # nothing was applied
+
+def test_conditions_not_correct(pair):
+    kv, vcu = pair
+    vcu.inhibit_writes = True
+    assert "conditionsNotCorrect" in _refused(lambda: kv.flash_rows(0, vcu.sim.stock_map.table[:1]), 0x22)
+
+def test_busy_is_repeated_then_refused(pair):
+    kv, vcu = pair
+    stock = vcu.sim.stock_map.table
+    kv.client.busy_pause_s = 0.02
+    vcu.write_time_s = 0.04                     # programming takes 40 ms: the repeats (after 20 + 40 ms) ride it out
+    kv.flash_rows(0, stock[:1] - 1.0)
+    kv.flash_rows(1, stock[1:2] - 1.0)
+    assert kv.client.stats["busy"] >= 1
+    vcu.write_time_s = 5.0                      # far longer than all repeats
+    kv.flash_rows(2, stock[2:3] - 1.0)
+    assert "busyRepeatRequest" in _refused(lambda: kv.flash_rows(3, stock[3:4] - 1.0), 0x21)
+
+def test_timeout_is_retried(pair):
+    kv, vcu = pair
+    vcu.drop_requests(2)                        # two lost requests, the third gets through
+    kv.flash_rows(4, vcu.sim.stock_map.table[4:5] - 10.0)
+    assert kv.client.stats["timeouts"] == 2 and vcu.stats["writes"] == 1
+    vcu.drop_requests(3)                        # more than the 2 retries
+    with pytest.raises(FlashError, match="no response") as ei: kv.flash_rows(4, vcu.sim.stock_map.table[4:5])
+    assert ei.value.code is None
