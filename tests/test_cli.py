@@ -77,3 +77,23 @@ def test_usage_errors():
     assert r.returncode == 2 and "config show" in r.stderr
     r = tspace_cli("config", "check")
     assert r.returncode == 2 and "file" in r.stderr
+
+
+def test_pool_info_counts_records_per_vehicle_driver_and_episode(tmp_path):
+    import numpy as np, pandas as pd
+    from tspace.data.core import field_truck_meta, make_record, make_episode
+    from tspace.storage.pool.parquet import ParquetPool
+    meta = field_truck_meta(vehicle="yard-truck-3", driver="night-shift", timezone="Europe/Berlin")
+    start = pd.Timestamp("2026-10-25T01:00:00+02:00")
+    with ParquetPool(str(tmp_path / "pool"), meta) as pool:
+        for ep, n in ((0, 3), (1, 5)):
+            t0 = start + pd.Timedelta(hours=ep)
+            recs = [make_record(meta, timestamp=t0 + pd.Timedelta(seconds=1.5 * (k + 1)), step=k, episode_start=t0,
+                                state=np.zeros(meta.state.shape), action=np.zeros(meta.action.shape), reward=-1.0,
+                                next_state=np.zeros(meta.state.shape), terminal=k == n - 1) for k in range(n)]
+            pool.append_episode(make_episode(recs))
+    r = tspace_cli("pool", "info", str(tmp_path / "pool"))
+    assert r.returncode == 0, r.stderr
+    assert "8 records in 2 episodes" in r.stdout and "yard-truck-3" in r.stdout and "night-shift" in r.stdout
+    r = tspace_cli("pool", "info", str(tmp_path / "no-pool"))
+    assert r.returncode == 2 and "no pool there" in r.stderr

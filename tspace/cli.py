@@ -41,6 +41,7 @@ COMMANDS = {
     ("config", "check"): config_check,
     ("sim",): "tspace.sim.ecu:sim",
     ("replay",): "tspace.conn.can:replay",
+    ("pool", "info"): "tspace.storage.pool.parquet:pool_info_cli",
 }
 "Sub-commands: the words that select them, and the function (or `'module:function'`) that runs them."
 
