@@ -10,7 +10,7 @@ import tspace
 from .system.errors import ConfigError
 
 # %% auto 0
-__all__ = ['COMMANDS', 'config_show', 'config_check', 'usage', 'main']
+__all__ = ['COMMANDS', 'config_show', 'config_check', 'sim', 'usage', 'main']
 
 # %% ../nbs/00_cli.ipynb 4
 @call_parse
@@ -36,10 +36,15 @@ def config_check(file: Param("config file to check", str)):
     return 0
 
 # %% ../nbs/00_cli.ipynb 5
+def sim():
+    "Run the simulated truck as its own process: a virtual VCU on a CAN bus, or with `--tbox URL` a telematics box on object storage."
+    return _resolve("tspace.sim.tbox:sim_tbox" if "--tbox" in sys.argv[1:] else "tspace.sim.ecu:sim")()
+
+# %% ../nbs/00_cli.ipynb 6
 COMMANDS = {
     ("config", "show"): config_show,
     ("config", "check"): config_check,
-    ("sim",): "tspace.sim.ecu:sim",
+    ("sim",): sim,
     ("replay",): "tspace.conn.can:replay",
     ("pool", "info"): "tspace.storage.pool.parquet:pool_info_cli",
 }

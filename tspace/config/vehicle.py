@@ -13,6 +13,7 @@ from .core import ConfigModel, resource_path
 from .site import ID_PATTERN
 from .truck import TruckParams
 from .can import CanConfig
+from .cloud import CloudConfig
 from ..data.core import ActionSpec, ObservationMeta, StateSpec, RewardSpec, default_state_signals
 
 # %% auto 0
@@ -94,6 +95,7 @@ class VehicleConfig(ConfigModel):
     field_frame: FrameConfig = Field(FrameConfig(frame_len=30, sample_hz=20.0), description="frame of a truck on CAN")
     cloud_frame: FrameConfig = Field(FrameConfig(frame_len=200, sample_hz=50.0), description="frame of a truck behind a telematics box")
     can: CanConfig = Field(default_factory=CanConfig)
+    cloud: CloudConfig = Field(default_factory=CloudConfig)
     physics: TruckParams = Field(default_factory=TruckParams)
 
     @model_validator(mode="after")
