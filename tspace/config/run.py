@@ -15,6 +15,7 @@ from .core import read_toml, resource_path, validation_problems
 from .site import SiteConfig, DriverConfig
 from .storage import StorageConfig, HMIConfig
 from .agent import AgentConfig
+from .loop import LoopConfig
 from .vehicle import VehicleConfig
 from ..data.core import RewardSpec
 from ..system.errors import ConfigError
@@ -37,6 +38,7 @@ class RunConfig(BaseSettings):
     hmi: HMIConfig = Field(default_factory=HMIConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
     reward: RewardSpec = Field(default_factory=RewardSpec)
+    loop: LoopConfig = Field(default_factory=LoopConfig)
     episodes: int = Field(5, ge=1, description="training episodes of a run")
     seed: int = Field(0, ge=0, description="seed of the run (simulator, agent, sampling)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="console log level")
