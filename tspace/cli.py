@@ -42,6 +42,7 @@ def sim():
 
 # %% ../nbs/00_cli.ipynb 6
 COMMANDS = {
+    ("run",): "tspace.avatar:run",
     ("config", "show"): config_show,
     ("config", "check"): config_check,
     ("sim",): sim,

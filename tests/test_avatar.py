@@ -1,0 +1,107 @@
+"`tspace run` end to end in a subprocess: a short training run, a SIGTERM mid-episode, a worker that fails."
+import json, math, os, re, signal, subprocess, sys, time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_beside = Path(sys.executable).parent / "tspace"        # the installed console script (a virtualenv need not be on PATH)
+TSPACE = str(_beside) if _beside.exists() else "tspace"
+TINY = """episodes = 2
+seed = 3
+log_level = "INFO"
+[agent]
+hidden_units = [16, 16]
+batch_size = 8
+"""
+
+def _env(extra=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TSPACE_")}
+    env.update({"TF_CPP_MIN_LOG_LEVEL": "3", **(extra or {})})
+    return env
+
+def _args(tmp_path, *more):
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(TINY)
+    return [TSPACE, "run", "--config", str(cfg), "--data", str(tmp_path / "data"),
+            "--cycle", "triangle", "--quiet", *more]
+
+def _run_dir(tmp_path) -> Path:
+    (d,) = list((tmp_path / "data" / "_runs").iterdir())
+    return d
+
+def _pool_count(tmp_path) -> int:
+    from tspace.storage.pool.parquet import ParquetPool
+    return ParquetPool(str(tmp_path / "data")).count()
+
+def _stock_whkm(cycle: str, seed: int) -> float:
+    "Independent reference: the stock-map drive simulated sample by sample, as the VCU publishes it."
+    from tspace.sim.truck import TruckSim
+    sim, e, d = TruckSim(cycle, sample_hz=50.0, seed=seed), 0.0, 0.0
+    while not sim.done:
+        ch = sim.run(1); e += ch.energy_wh; d += ch.distance_m
+    return e / (d / 1000)
+
+def test_run_end_to_end(tmp_path):
+    t0 = time.monotonic()
+    r = subprocess.run(_args(tmp_path, "--episodes", "2", "--speedup", "50"), capture_output=True, text=True, env=_env(), timeout=170)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rd = _run_dir(tmp_path)
+    summary = json.loads((rd / "summary.json").read_text())
+    drives = [l.split(",") for l in (rd / "drives.csv").read_text().splitlines()]
+    head, rows = drives[0], drives[1:]
+    phases = [row[head.index("phase")] for row in rows]
+    assert phases == ["train 1", "train 2", "eval stock", "eval agent"]
+    records = [int(row[head.index("records")]) for row in rows]
+    # the triangle (22 s) in frames of 1.5 s: at most 14 frames, 13 transitions; a few frames may fall outside begin/end
+    assert all(8 <= n <= 13 for n in records), records
+    assert _pool_count(tmp_path) == sum(records) == summary["records_stored"]
+    # the stock drive through the CAN path meters what the simulator computes on its own for the same seed (seed + 10000)
+    stock = float(rows[2][head.index("wh_per_km")])
+    assert math.isclose(stock, _stock_whkm("triangle", 3 + 10_000), rel_tol=1e-9)
+    assert abs(float(rows[2][head.index("change_pct")])) < 1e-6
+    # a loadable checkpoint that acts in the action bounds
+    from tspace.agent.dpg import load_agent
+    agent = load_agent(rd / "checkpoint")
+    a = agent.act(np.zeros((30, 3), np.float32), explore=False)
+    assert a.shape == (4, 17) and np.all(np.abs(a) <= 1)
+    for name in ("learning_curve", "energy", "torque_map", "eval_traces"):
+        png = (rd / "plots" / f"{name}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000, name
+    assert list((rd / "tensorboard").glob("events.out.tfevents.*"))
+    assert "Wh/km" in r.stdout and str(rd / "checkpoint") in r.stdout
+    assert time.monotonic() - t0 < 180
+
+def test_sigterm_mid_episode_stores_completed_episodes(tmp_path):
+    err = tmp_path / "stderr.txt"
+    with open(err, "w") as fe:
+        p = subprocess.Popen(_args(tmp_path, "--episodes", "5", "--speedup", "2"), stdout=subprocess.PIPE, stderr=fe, text=True, env=_env())
+        def second_drive_begun():      # the first episode is stored and the next one has begun
+            text = err.read_text()
+            return "stored:" in text and "episode begins" in text.split("stored:")[-1]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and p.poll() is None and not second_drive_begun(): time.sleep(0.2)
+        time.sleep(3.0)                                  # well inside the second drive (11 s each at speedup 2)
+        assert p.poll() is None, err.read_text()[-3000:]
+        t = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        out, _ = p.communicate(timeout=30)
+        took = time.monotonic() - t
+    log = err.read_text()
+    assert p.returncode == 0, log[-3000:]
+    assert took < 5.0, took
+    stored = [int(n) for n in re.findall(r"stored: (\d+) record\(s\)", log)]
+    assert len(stored) >= 1 and "stopping with an open episode" in log
+    assert _pool_count(tmp_path) == sum(stored)
+    assert (_run_dir(tmp_path) / "checkpoint").exists()
+
+def test_failing_worker_stops_the_run_with_exit_1(tmp_path):
+    r = subprocess.run(_args(tmp_path, "--episodes", "1"), capture_output=True, text=True, timeout=120,
+                       env=_env({"TSPACE_AVATAR_FAULT": "flash"}))
+    assert r.returncode == 1
+    assert "worker 'flash' failed: InjectedFault" in r.stderr
+    assert "FAILED flash" in r.stderr
+
+def test_bad_config_exits_2(tmp_path):
+    r = subprocess.run(_args(tmp_path, "--interface", "udp"), capture_output=True, text=True, timeout=120, env=_env())
+    assert r.returncode == 2 and "vehicle.interface = 'udp'" in r.stderr
