@@ -6,6 +6,7 @@
 from __future__ import annotations
 import math, sys, time
 from collections import Counter
+from operator import itemgetter
 from pathlib import Path
 from typing import Iterable, Iterator
 import numpy as np
@@ -194,18 +195,21 @@ class FrameAssembler:
         if any(not len(t) for t in self._t.values()): self.due = -math.inf; return []
         if self._t0 is None:
             self._t0 = max(float(t[0]) for t in self._t.values()); self._k = 0
-        frames, hz, n = [], self.sample_hz, self.frame_len
+        hz, n = self.sample_hz, self.frame_len
         latest = min(float(t[-1]) for t in self._t.values())
-        while self._t0 + (self._k + n - 1) / hz <= latest:
-            frames.append(self._frame()); self._k += n
+        count = 0
+        while self._t0 + (self._k + count * n + n - 1) / hz <= latest: count += 1
+        frames = self._frames(count) if count else []
+        self._k += count * n
         self._trim()
         self.due = self._t0 + (self._k + n - 1) / hz
         return frames
 
-    def _frame(self) -> pd.DataFrame:
+    def _frames(self, count: int) -> list[pd.DataFrame]:
+        "The next `count` frames: interpolated and time-stamped in one go, then cut into frames of `frame_len` rows."
         n, hz, t0 = self.frame_len, self.sample_hz, self._t0
-        rel = (self._k + np.arange(n)) / hz
-        data = np.empty((n, len(self.signals)))
+        rel = (self._k + np.arange(count * n)) / hz
+        data = np.empty((count * n, len(self.signals)))
         for key, g in self.groups.items():
             ts = self._t[key] - t0
             for j, name in enumerate(g):
@@ -214,8 +218,9 @@ class FrameAssembler:
         t0_ns = int(round(t0 * 1e6)) * 1000
         ns = t0_ns + np.round(rel * 1e9).astype(np.int64)
         idx = pd.DatetimeIndex(ns.view("M8[ns]"), name=INDEX_NAME).tz_localize("UTC")
-        self.stats["frames"] += 1
-        return pd.DataFrame(data, index=idx, columns=self._columns)
+        self.stats["frames"] += count
+        cols = self._columns
+        return [pd.DataFrame(data[i:i + n], index=idx[i:i + n], columns=cols) for i in range(0, count * n, n)]
 
     def _trim(self) -> None:
         "Drop samples no future grid point needs (keep the last one at or before the next grid point)."
@@ -225,6 +230,12 @@ class FrameAssembler:
             if i: self._t[key], self._v[key] = ts[i:], self._v[key][i:]
 
 # %% ../../nbs/04_conn.can.ipynb 19
+def _picker(names: tuple[str, ...]):
+    "A function that takes the tspace signals `names` (in order, as a tuple) out of cantools' decoded dict."
+    if len(names) > 1: return itemgetter(*names)
+    key = names[0]
+    return lambda vals: (vals[key],)
+
 class CanFrameDecoder:
     "CAN messages -> state frames: decode with a `SignalCodec`, assemble with a `FrameAssembler`, count and log bad traffic."
     def __init__(self, codec: SignalCodec, frame_len: int, sample_hz: float, max_gap_s: float = 0.25, stats: Counter | None = None):
@@ -259,25 +270,33 @@ class CanFrameDecoder:
         self.stats["decoded"] += 1
         self._add(fid, msg.timestamp, tuple([vals[n] for n in names]))
 
-    def consume(self, recv, stop, on_frames, on_id=None, watch_id: int = -1, on_idle=None, batch_s: float = 0.02) -> None:
+    def consume(self, recv, stop, on_frames, on_id=None, watch_id: int = -1, on_idle=None, batch_s: float = 0.02,
+                on_error=None) -> None:
         """The hot loop of a live reader: `recv(timeout)` messages until `stop` (an Event) is set; completed frames go
         to `on_frames(list)`, messages with id `watch_id` to `on_id(msg)`, and `on_idle()` runs when `recv` times out.
+        When `recv` raises, `on_error(exc)` decides: it returns what `recv` should have (None: a quiet bus) or raises;
+        without `on_error` the exception propagates.
         Equivalent to `feed` per message, with the per-message work inlined; frames are assembled when due, at most
         every `batch_s` s of wall time (or every 4096 messages) so that bursts are handled in batches."""
         asm, stats, feed = self.assembler, self.stats, self.feed
-        decoders = {fid: (getattr(self.codec.messages[fid][0], "decode_simple", decode), length, names,
-                          asm._new_t[fid], asm._new_v[fid]) for fid, (decode, length, names) in self._decoders.items()}
-        mono = time.monotonic
+        # per signal-carrying id: (decode, DLC, pick the tspace signals from cantools' dict, append time, append values)
+        decoders = {fid: (getattr(self.codec.messages[fid][0], "decode_simple", decode), length, _picker(names),
+                          asm._new_t[fid].append, asm._new_v[fid].append)
+                    for fid, (decode, length, names) in self._decoders.items()}
+        get, mono = decoders.get, time.monotonic
         n = 0; next_pop = mono()
         while True:
-            m = recv(0.05)
+            try: m = recv(0.05)
+            except Exception as e:
+                if on_error is None: raise
+                m = on_error(e)
             if m is None:
                 if n: stats["received"] += n; stats["decoded"] += n; asm._pending += n; n = 0
                 if stop.is_set(): break
                 if asm._pending: on_frames(asm.pop())
                 if on_idle is not None: on_idle()
                 continue
-            dec = decoders.get(m.arbitration_id)
+            dec = get(m.arbitration_id)
             if dec is None or m.is_error_frame or m.is_remote_frame or len(m.data) != dec[1]:
                 if m.arbitration_id == watch_id and on_id is not None and not m.is_error_frame: on_id(m)
                 else: feed(m)
@@ -285,9 +304,10 @@ class CanFrameDecoder:
             try: vals = dec[0](m.data, False)
             except Exception:
                 feed(m); continue                               # counted as undecodable there
-            dec[3].append(m.timestamp); dec[4].append([vals[k] for k in dec[2]])
+            t = m.timestamp
+            dec[3](t); dec[4](dec[2](vals))
             n += 1
-            if n >= 4096 or (m.timestamp >= asm.due and mono() >= next_pop):
+            if n >= 4096 or (t >= asm.due and mono() >= next_pop):
                 stats["received"] += n; stats["decoded"] += n; asm._pending += n; n = 0
                 frames = asm.pop()
                 if frames: on_frames(frames)

@@ -87,17 +87,16 @@ class KvaserCAN:
         bus, timeout = self.bus, self.cfg.bus_timeout_s
         where = f"CAN bus {self.cfg.interface}:{self.cfg.channel}"
         state = {"quiet": None, "seen": -1}
-        def recv(t):
-            try: return bus.recv(t)
-            except Exception as e:
-                if stop.is_set(): return None
-                self._fail(TspaceConnectionError(f"{where} failed: {type(e).__name__}: {e}"))
+        def failed(e):                  # bus.recv raised: quiet when stopping (the bus is being shut down), else fatal
+            if stop.is_set(): return None
+            self._fail(TspaceConnectionError(f"{where} failed: {type(e).__name__}: {e}"))
         def idle():
             seen = self.stats["received"] + self.stats["other_id"]
             now = time.monotonic()
             if seen != state["seen"] or state["quiet"] is None: state["seen"], state["quiet"] = seen, now
             elif now - state["quiet"] > timeout: self._fail(TspaceConnectionError(f"{where}: no traffic for {timeout:g} s"))
-        self.decoder.consume(recv, stop, self._push, on_id=self.link.feed, watch_id=self.link.rxid, on_idle=idle)
+        self.decoder.consume(bus.recv, stop, self._push, on_id=self.link.feed, watch_id=self.link.rxid, on_idle=idle,
+                             on_error=failed)
 
     def _push(self, frames) -> None:
         with self._cond:
