@@ -1,12 +1,10 @@
 "`tspace run` end to end in a subprocess: a short training run, a SIGTERM mid-episode, a worker that fails."
-import json, math, os, re, signal, subprocess, sys, time
+import json, math, re, signal, subprocess, time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-_beside = Path(sys.executable).parent / "tspace"        # the installed console script (a virtualenv need not be on PATH)
-TSPACE = str(_beside) if _beside.exists() else "tspace"
+from cli_helpers import TSPACE, clean_env as _env
 TINY = """episodes = 2
 seed = 3
 log_level = "INFO"
@@ -14,11 +12,6 @@ log_level = "INFO"
 hidden_units = [16, 16]
 batch_size = 8
 """
-
-def _env(extra=None):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TSPACE_")}
-    env.update({"TF_CPP_MIN_LOG_LEVEL": "3", **(extra or {})})
-    return env
 
 def _args(tmp_path, *more):
     cfg = tmp_path / "tiny.toml"

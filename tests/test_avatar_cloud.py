@@ -1,11 +1,9 @@
 "`tspace run --interface cloud` end to end in a subprocess: the simulated TBox on a local object store, RemoteCAN, the Cruncher, DDPG, the pool."
-import json, math, os, subprocess, sys, time
-from pathlib import Path
+import json, math, subprocess, time
 
 import numpy as np
 
-_beside = Path(sys.executable).parent / "tspace"        # the installed console script (a virtualenv need not be on PATH)
-TSPACE = str(_beside) if _beside.exists() else "tspace"
+from cli_helpers import TSPACE, clean_env as _env
 TINY = """episodes = 2
 seed = 3
 log_level = "INFO"
@@ -15,11 +13,6 @@ id = "cloud-truck-07"
 hidden_units = [16, 16]
 batch_size = 8
 """
-
-def _env(extra=None):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TSPACE_")}
-    env.update({"TF_CPP_MIN_LOG_LEVEL": "3", **(extra or {})})
-    return env
 
 def test_run_cloud_end_to_end(tmp_path):
     cfg = tmp_path / "tiny.toml"

@@ -1,21 +1,14 @@
 """The installed `tspace` console script, run as a user runs it: in a subprocess, with a clean TSPACE_* environment."""
-import os, shutil, subprocess, sys, tomllib
-from pathlib import Path
-
-import pytest
+import subprocess, tomllib
 
 import tspace
 from tspace.config.run import RunConfig
 
-# the script installed beside this interpreter (a virtualenv need not be on PATH), else the one on PATH
-_beside = Path(sys.executable).parent / "tspace"
-TSPACE = str(_beside) if _beside.exists() else shutil.which("tspace")
-if TSPACE is None: pytest.fail("the `tspace` console script is not installed (pip install -e .)", pytrace=False)
+from cli_helpers import TSPACE, clean_env
 
 
 def tspace_cli(*args, env=None):
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("TSPACE_")}
-    return subprocess.run([TSPACE, *args], capture_output=True, text=True, env={**clean, **(env or {})}, timeout=60)
+    return subprocess.run([TSPACE, *args], capture_output=True, text=True, env=clean_env(env), timeout=60)
 
 
 def test_version():
