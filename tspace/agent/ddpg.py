@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")   # hide TensorFlow's C++ start-up notices
-import contextlib, io, logging, tempfile, warnings
+import contextlib, io, logging, warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import keras
 
 from .dpg import DPGAgent, AgentSpec, check_batch
 from ..system.errors import AgentError
+from ..system.files import atomic_write
 from ..system.log import get_logger
 
 if keras.backend.backend() != "tensorflow":
@@ -45,15 +46,6 @@ def np_state_scaling(spec: AgentSpec) -> tuple[np.ndarray, np.ndarray]:
     "`(centre, divisor)` computing exactly what `state_scaling` computes, for the NumPy forward pass."
     var = np.square(spec.state_halfwidth).astype(np.float32)
     return spec.state_center, np.maximum(np.sqrt(var), np.float32(keras.backend.epsilon())).astype(np.float32)
-
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f: f.write(data); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
 
 def tflite_bytes(model: keras.Model) -> bytes:
     "`model` converted to a float32 TFLite flat buffer (no quantisation, so outputs match Keras)."
@@ -243,5 +235,5 @@ class DDPG(KerasAgent):
         "Write the actor as a float32 TFLite model to `path`: input `obs` (flat state, raw units), output `action` (unit action)."
         path = Path(path)
         named = keras.Model(self.actor.inputs, {"action": self.actor.outputs[0]}, name="actor_export")
-        _write_bytes_atomic(path, tflite_bytes(named))
+        atomic_write(path, tflite_bytes(named))
         return path

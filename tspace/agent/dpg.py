@@ -18,6 +18,7 @@ from ..config.core import validate_model
 from ..data.core import ObservationMeta, episode_arrays
 from ..system.errors import AgentError, ConfigError, DataError
 from ..system.log import get_logger
+from ..system.files import atomic_write, fsync_path
 from .noise import Noise, make_noise
 
 # %% auto 0
@@ -215,21 +216,6 @@ def check_batch(spec: AgentSpec, batch: dict, episodes: bool = False, what: str 
 CHECKPOINT_FORMAT = 1
 _POINTER = "CURRENT"
 
-def _fsync_path(p: Path) -> None:
-    fd = os.open(p, os.O_RDONLY)
-    try: os.fsync(fd)
-    except OSError: pass   # some file systems cannot sync directories
-    finally: os.close(fd)
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f: f.write(text); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
-    _fsync_path(path.parent)
-
 @contextmanager
 def checkpoint_writer(path) -> Iterator[Path]:
     "Yield a temporary directory to write a checkpoint into; on success it becomes the current checkpoint of `path`, on error it is removed."
@@ -240,12 +226,12 @@ def checkpoint_writer(path) -> Iterator[Path]:
     try:
         yield tmp
         for f in tmp.rglob("*"):
-            if f.is_file(): _fsync_path(f)
-        _fsync_path(tmp)
+            if f.is_file(): fsync_path(f)
+        fsync_path(tmp)
         name = f"ckpt-{time.time_ns()}"
         os.rename(tmp, root / name)
-        _fsync_path(root)
-        _atomic_write_text(root / _POINTER, name + "\n")
+        fsync_path(root)
+        atomic_write(root / _POINTER, name + "\n")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

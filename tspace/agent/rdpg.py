@@ -14,9 +14,10 @@ import keras
 
 from .dpg import AgentSpec, TUNABLE, check_batch
 from .ddpg import (KerasAgent, hidden_init, output_init, state_scaling, np_state_scaling, np_dense_stack,
-                               tflite_bytes, _write_bytes_atomic)
+                               tflite_bytes)
 from ..system.errors import AgentError, ConfigError
 from ..system.log import get_logger
+from ..system.files import atomic_write
 
 # %% auto 0
 __all__ = ['log', 'build_recurrent_actor', 'build_recurrent_critic', 'np_lstm_step', 'RDPG']
@@ -233,5 +234,5 @@ class RDPG(KerasAgent):
     def export_tflite(self, path) -> Path:
         "Write the one-step actor as a float32 TFLite model: inputs `obs`, `h`, `c`; outputs `action` (unit), `h`, `c`."
         path = Path(path)
-        _write_bytes_atomic(path, tflite_bytes(self.actor_step_model()))
+        atomic_write(path, tflite_bytes(self.actor_step_model()))
         return path

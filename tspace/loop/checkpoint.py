@@ -4,16 +4,17 @@
 
 # %% ../../nbs/09_loop.checkpoint.ipynb 3
 from __future__ import annotations
-import json, math, os, re, shutil, tempfile
+import json, math, re, shutil
 from pathlib import Path
 from typing import Any, Mapping
 
 from .types import EvalMetrics, PolicySnapshot, hyperparams_json
-from ..system.errors import StorageError, AgentError
+from ..system.errors import StorageError
 from ..system.log import get_logger
+from ..system.files import write_json_atomic
 
 # %% auto 0
-__all__ = ['log', 'MANIFEST', 'MANIFEST_FORMAT', 'write_json_atomic', 'read_json', 'CheckpointRegistry']
+__all__ = ['log', 'MANIFEST', 'MANIFEST_FORMAT', 'read_json', 'CheckpointRegistry']
 
 # %% ../../nbs/09_loop.checkpoint.ipynb 4
 log = get_logger(__name__)
@@ -22,26 +23,6 @@ MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
 _SNAP = re.compile(r"^snap-\d{5,}$")
 _SNAP_TMP = re.compile(r"^\.snap-\d{5,}\.")   # a temporary sibling an agent's save may leave (ToyAgent does)
-
-def write_json_atomic(path, doc: Any, indent: int | None = 1) -> Path:
-    "Write `doc` as JSON to `path` through a temporary file in the same directory, fsync'ed, then renamed over `path`."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(doc, indent=indent, allow_nan=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try: os.fsync(dfd)
-        finally: os.close(dfd)
-    except OSError: pass   # directories cannot be synced on every platform
-    return path
 
 def read_json(path, what: str = "file") -> Any:
     "JSON from `path`; a missing or unreadable file raises `StorageError` naming it."

@@ -4,17 +4,17 @@
 
 # %% ../../nbs/09_loop.controller.ipynb 3
 from __future__ import annotations
-import math, random, shutil, threading, time
+import random, shutil, threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, model_validator
 
-from ..config.core import ConfigModel, validate_model
-from .checkpoint import CheckpointRegistry, read_json, write_json_atomic
+from ..config.core import validate_model
+from .checkpoint import CheckpointRegistry, read_json
+from ..system.files import write_json_atomic
 from .optimizer import Tuner
 from .scheduler import BackoffScheduler, Decision
 from .types import (EpisodeData, EvalMetrics, LoopState, Pipeline, PipelineEnded, PolicySnapshot,
