@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from servers import free_port
 from tspace.config.cloud import CloudConfig
 from tspace.conn.objstore import CloudLayout, ObjectStore, chunk_time, encode_chunk
 from tspace.dataflow.cloud import RemoteCAN
@@ -19,10 +20,6 @@ SPEEDUP = 40.0          # a 4 s chunk every 0.1 s of wall time
 START = pd.Timestamp("2026-03-29T00:59:40Z")   # 20 s before Berlin's clocks go from 02:00 to 03:00 (01:00 UTC)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30.0) -> None:

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 import numpy as np
 import pandas as pd
+from collections import Counter
 from fastcore.script import call_parse, Param, store_true
-from .system.errors import ConfigError, TspaceError, DataError
+from .system.errors import ConfigError, TspaceError, DataError, TspaceConnectionError
 from .system.log import get_logger, setup_logging
 from .loop.types import EpisodeData, EvalMetrics, Pipeline, PipelineEnded
 
@@ -20,7 +21,8 @@ log = get_logger(__name__)
 # %% auto 0
 __all__ = ['log', 'FAULT_ENV', 'DEFAULT_SPEEDUP', 'InjectedFault', 'DriveMeter', 'MeteredVCU', 'MeteredTruckSim', 'DriveRequest',
            'SimulatedVehicle', 'SimVehicle', 'CloudVehicle', 'FlashPath', 'Policy', 'LoopAgent', 'VehiclePipeline',
-           'policy_score', 'EnvScorer', 'TensorBoardCallback', 'Avatar', 'make_plots', 'run']
+           'policy_score', 'EnvScorer', 'open_hmi_source', 'ExternalVehicle', 'DriverPipeline', 'drive_score',
+           'TensorBoardCallback', 'Avatar', 'make_plots', 'run']
 
 # %% ../nbs/00_avatar.ipynb 4
 FAULT_ENV = "TSPACE_AVATAR_FAULT"
@@ -116,6 +118,7 @@ from .dataflow.pipeline import HMIEvent, HMIMessage
 class SimulatedVehicle:
     "What the avatar needs of a simulated truck on any interface: one metered drive per request on the stock map, with the HMI begin/end_valid events, and the stock reference."
     sample_hz: float = 20.0                    # rate of the simulator's samples (the interface's sample rate)
+    drives_cycles = True                       # drives the cycle it is asked to, with a stock-map reference
 
     def __init__(self, vehicle_cfg, driver_params, events, speedup: float = DEFAULT_SPEEDUP):
         from tspace.sim.truck import TorqueMap
@@ -457,6 +460,111 @@ class EnvScorer:
         return EvalMetrics(float(np.mean(scores)), "max", vals)
 
 # %% ../nbs/00_avatar.ipynb 29
+from .config.storage import HMIConfig
+
+def open_hmi_source(hmi: HMIConfig, vehicle_id: str, frame_len: int = 30, sample_hz: float = 20.0):
+    "The driver's episode control for a truck tspace does not simulate: an `MqttHMI` (connected) or a `UdpGateway` (bound)."
+    if hmi.kind == "mqtt":
+        from tspace.conn.mqtt import MqttHMI
+        return MqttHMI(hmi, vehicle_id).connect()
+    if hmi.kind == "udp":
+        from tspace.conn.udp import UdpGateway
+        # the driver may pause for as long as they like between episodes: silence is no error here
+        return UdpGateway(hmi.host, hmi.resolved_port, frame_len, sample_hz, timeout_s=math.inf)
+    raise ConfigError(f"hmi.kind = {hmi.kind!r}: the episodes of a truck tspace does not simulate come from its driver's HMI; "
+                      f"set hmi.kind = 'udp' or 'mqtt'")
+
+class ExternalVehicle:
+    "A truck tspace does not simulate (interface `kvaser`): signals on `vehicle.can`, episodes from the driver's HMI, rows flashed over UDS."
+    drives_cycles = False                      # nothing to ask of it: the driver decides when an episode begins and ends
+
+    def __init__(self, vehicle_cfg, hmi_cfg: HMIConfig, events, on_exit=None):
+        from tspace.sim.truck import TorqueMap
+        tm = vehicle_cfg.torque_map
+        self.stock = TorqueMap(tm.load(), tm.speed_scales, tm.pedal_scales)
+        self.events, self.on_exit = events, on_exit
+        self.frame_s = vehicle_cfg.frame.frame_len / vehicle_cfg.frame.sample_hz
+        self.last_frame_end = 0.0              # POSIX s of the last frame handed to the Cruncher (set by the frames pump)
+        self.began: float | None = None        # monotonic s of the begin of the episode in progress
+        self.kind = hmi_cfg.kind
+        self.hmi = open_hmi_source(hmi_cfg, vehicle_cfg.id, vehicle_cfg.frame.frame_len, vehicle_cfg.frame.sample_hz)
+        self.counts = Counter()
+
+    def _statuses(self, stop: threading.Event):
+        if self.kind == "mqtt": yield from self.hmi.messages(stop)
+        else:
+            for kind, val in self.hmi.events(stop):
+                if kind == "hmi": yield val, None
+                else: self.counts["bridge_frames_ignored"] += 1   # the signals come from the CAN bus
+
+    def hmi_loop(self, stop: threading.Event) -> None:
+        "Worker: the driver's statuses -> the Cruncher's event queue; an `exit` from the driver ends the run."
+        for status, at in self._statuses(stop):
+            self.counts[status] += 1
+            if status == "begin": self.began = time.monotonic()
+            elif status in ("end_valid", "end_invalid"): self.began = None
+            self.events.put((status, at))
+            if status == "exit":
+                log.info("the driver's HMI sent exit: the run stops")
+                if self.on_exit is not None: self.on_exit()
+                return
+
+    def workers(self) -> dict: return {"hmi": self.hmi_loop}
+    def start(self) -> None: "Nothing to start: the HMI source is open and the truck drives itself."
+    def clock(self) -> pd.Timestamp: return pd.Timestamp.now(tz="UTC")
+    def progress(self) -> tuple[float, float]:
+        "(s since the episode in progress began, 0: no known end)."
+        return (0.0 if self.began is None else time.monotonic() - self.began), 0.0
+    def closers(self) -> list: return [("HMI source", self.hmi.close)]
+    def stats(self) -> dict: return {"hmi": self.kind, **dict(self.counts), **{f"source_{k}": v for k, v in self.hmi.stats.items()}}
+
+
+# %% ../nbs/00_avatar.ipynb 30
+class DriverPipeline(VehiclePipeline):
+    "Episodes of a truck driven by a person: each begin..end_valid of the driver's HMI is one episode; nothing is asked of the truck."
+    name = "driver"
+    def __init__(self, vehicle, policy: Policy, meta, progress=None):
+        super().__init__(vehicle, policy, ["driver"], progress=progress)
+        self.meta = meta
+        self.velocity_col = list(meta.state.names).index("velocity")
+
+    def drive(self, cycle: str = "driver", mode: str = "train", label: str = "", seed: int | None = None):
+        "Set the policy to `mode` and wait for the next episode the Cruncher stores; (episode, row). `PipelineEnded` if interrupted."
+        self.policy.mode = mode
+        if self.policy.agent is not None: self.policy.agent.reset()
+        t0 = time.monotonic()
+        while True:
+            try: ep = self.episodes.get(timeout=0.1); break
+            except queue.Empty:
+                if self._interrupt.is_set(): raise PipelineEnded("driver pipeline interrupted while waiting for an episode") from None
+                if self.progress is not None: self.progress(label, "driver", *self.vehicle.progress())
+        row = {"drive": len(self.drives) + 1, "phase": label or mode, "cycle": "driver", **self.episode_energy(ep),
+               "stock_wh_per_km": math.nan, "change_pct": math.nan, "speed_rmse_kmh": math.nan, "stock_rmse_kmh": math.nan,
+               "stock_distance_km": math.nan, "records": len(ep), "wall_s": time.monotonic() - t0}
+        self.drives.append(row)
+        if self.progress is not None: self.progress(label, "driver", None, None, row)
+        return ep, row
+
+    def episode_energy(self, ep: pd.DataFrame) -> dict:
+        "Distance (the states' speed integrated over the episode), reward per episode and, without a speed penalty, Wh/km."
+        a = episode_arrays(ep)
+        v = a["s"][..., self.velocity_col]                        # km/h, (steps, frame_len)
+        km = (float(v.sum()) + float(a["s2"][-1][..., self.velocity_col].sum())) / 3.6 / self.meta.state.sample_hz / 1000
+        reward = float(a["r"].sum())
+        wh = -reward if self.meta.reward.speed_penalty == 0 else math.nan   # the reward is -Wh only without a penalty term
+        return {"wh_per_km": wh / km if km > 0 else math.nan, "distance_km": km, "reward_wh": reward}
+
+def drive_score(pipeline: VehiclePipeline):
+    "The loop's evaluator for a truck tspace does not simulate: reward per km of the latest episode (-Wh/km without a speed penalty)."
+    def score(agent) -> EvalMetrics:
+        if not pipeline.drives: return EvalMetrics(math.nan, "max", {"source": "no episode yet"})   # the cold start: nothing to score
+        row = pipeline.drives[-1]
+        per_km = row["reward_wh"] / row["distance_km"] if row["distance_km"] > 0 else math.nan
+        return EvalMetrics(per_km, "max", {"source": "latest episode, with exploration", "drive": row["drive"]})
+    return score
+
+
+# %% ../nbs/00_avatar.ipynb 34
 class TensorBoardCallback:
     "Loop callback: losses, reward, energy and hyperparameters as TensorBoard scalars."
     def __init__(self, logdir, pipeline: VehiclePipeline):
@@ -487,7 +595,7 @@ class TensorBoardCallback:
                 if isinstance(v, (int, float)) and not isinstance(v, bool): tf.summary.scalar(f"hparams/{k}", float(v), step=ev.episode)
         self.writer.flush()
 
-# %% ../nbs/00_avatar.ipynb 31
+# %% ../nbs/00_avatar.ipynb 36
 from .dataflow.pipeline import DropOldestQueue, BlockingQueue
 
 def _stderr_progress():
@@ -500,8 +608,14 @@ def _stderr_progress():
                   f"RMSE {row['speed_rmse_kmh']:.2f} km/h, {row['records']} records, {row['wall_s']:.1f} s" + " " * 10, file=sys.stderr, flush=True)
             state["pct"] = -1
             return
-        pct = int(100 * t / dur) if dur else 0
         now = time.monotonic()
+        if not dur:                              # no known end: a truck driven by a person
+            if now - state["last"] >= (0.2 if state["tty"] else 30.0):
+                state["last"] = now
+                print(f"\r[{label}] {cycle}: episode {t:.0f} s" if state["tty"] else f"[{label}] {cycle}: episode {t:.0f} s",
+                      end="" if state["tty"] else "\n", file=sys.stderr, flush=True)
+            return
+        pct = int(100 * t / dur)
         if state["tty"]:
             if now - state["last"] < 0.2: return
             state["last"] = now
@@ -512,7 +626,7 @@ def _stderr_progress():
             print(f"[{label}] {cycle} {pct:3d}% ({t:.0f}/{dur:.0f} s)", file=sys.stderr, flush=True)
     return show
 
-# %% ../nbs/00_avatar.ipynb 32
+# %% ../nbs/00_avatar.ipynb 37
 class Avatar:
     "Builds a whole tspace run from a `RunConfig` and runs it under a `Supervisor`: `Avatar(cfg, ...).run()` -> exit code."
     def __init__(self, cfg, *, episodes: int | None = None, cycle: str | None = None, eval_cycle: str | None = None,
@@ -576,6 +690,10 @@ class Avatar:
             return vehicle, RemoteCAN.from_vehicle(v, cc, store).open(), "cloud-reader"
         from tspace.conn.can import open_bus
         from tspace.dataflow.kvaser import KvaserCAN
+        if v.interface == "kvaser":                # the bus as configured: a Kvaser channel, udp_multicast, ...
+            vehicle = ExternalVehicle(v, self.cfg.hmi, self.events, on_exit=lambda: self.supervisor.request_stop("the driver's HMI sent exit"))
+            log.info("truck %r on %s:%s, episodes from the %s HMI", v.id, v.can.interface, v.can.channel, self.cfg.hmi.kind)
+            return vehicle, KvaserCAN(v.can, v.frame.frame_len, v.frame.sample_hz).open(), "can-reader"
         can_cfg = v.can.model_copy(update={"interface": "virtual", "channel": f"tspace-run-{uuid.uuid4().hex[:10]}", "bus_timeout_s": 3600.0})
         vehicle = SimVehicle(open_bus(can_cfg), can_cfg, v, self.cfg.driver.behaviour, self.events, self.speedup)
         vehicle.frame_s = v.frame.frame_len / v.frame.sample_hz
@@ -588,15 +706,15 @@ class Avatar:
         from tspace.storage.pool.base import open_pool
         cfg, v = self.cfg, self.cfg.vehicle
         if v.interface == "kvaser":
-            raise ConfigError(f"vehicle.interface = 'kvaser': `tspace run` does not drive an external truck yet. On a bus of its own "
-                              f"(vehicle.can.interface = {v.can.interface!r}) the episodes would have to come from an HMI source "
-                              f"(hmi.kind udp or mqtt) and there is no simulator ground truth for the drive table; use --interface sim "
-                              f"(the simulated truck on a virtual CAN bus) or cloud, or build KvaserCAN + Cruncher directly")
-        if v.interface not in ("sim", "cloud"):
-            raise ConfigError(f"vehicle.interface = {v.interface!r}: `tspace run` drives the simulated truck on CAN ('sim') or behind its "
-                              f"telematics box ('cloud') in this version; for a truck on another interface start `tspace sim`/`tspace replay` "
-                              f"and use the components directly")
-        if cfg.hmi.kind not in ("sim", "dummy"):
+            if cfg.hmi.kind not in ("udp", "mqtt"):
+                raise ConfigError(f"hmi.kind = {cfg.hmi.kind!r} with vehicle.interface = 'kvaser': the episodes of a truck tspace does not "
+                                  f"simulate come from its driver's HMI; set hmi.kind = 'udp' or 'mqtt'")
+        elif v.interface not in ("sim", "cloud"):
+            raise ConfigError(f"vehicle.interface = {v.interface!r}: `tspace run` learns online from the simulated truck on CAN ('sim'), "
+                              f"behind its telematics box ('cloud') or from a truck on vehicle.can ('kvaser'); a UDP bridge ('udp') "
+                              f"cannot be flashed and a log ('replay') cannot answer an action: read those with `tspace replay` or "
+                              f"tspace.conn.udp.UdpGateway and train offline from the pool")
+        elif cfg.hmi.kind not in ("sim", "dummy"):
             raise ConfigError(f"hmi.kind = {cfg.hmi.kind!r}: with the simulated truck the episodes come from the drive cycles; use 'sim' (or 'dummy')")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.stop = threading.Event()              # set when the supervisor stops (mirrors its stop event)
@@ -608,8 +726,10 @@ class Avatar:
         self.policy = Policy(self.agent, self.meta.action.shape)
         self.pool_url = str(self.data)
         self.pool = open_pool(cfg.storage.model_copy(update={"url": self.pool_url}), self.meta)
-        self.pipeline = VehiclePipeline(self.vehicle, self.policy, self.train_cycles, seed=cfg.seed,
-                                        progress=_stderr_progress() if self.show_progress else None)
+        progress = _stderr_progress() if self.show_progress else None
+        if self.vehicle.drives_cycles:
+            self.pipeline = VehiclePipeline(self.vehicle, self.policy, self.train_cycles, seed=cfg.seed, progress=progress)
+        else: self.pipeline = DriverPipeline(self.vehicle, self.policy, self.meta, progress=progress)
         self.cruncher = Cruncher(self.meta, self.policy, self.pool, flash_queue=self.flash_q, on_episode=self.pipeline.on_episode,
                                  confirm_timeout=2.0)
         self.flash = FlashPath(self.kv, self.vehicle.stock, self.meta.action, self.flash_q, self.cruncher.confirm, clock=self.vehicle.clock)
@@ -617,7 +737,8 @@ class Avatar:
         if not self.infer:
             from tspace.loop.controller import LoopController
             self.loop_agent = LoopAgent(self.agent, self.stop)
-            scorer = EnvScorer(v, cfg.driver.behaviour, self.train_cycles, cfg.reward.speed_penalty, stop=self.stop)
+            if self.vehicle.drives_cycles: scorer = EnvScorer(v, cfg.driver.behaviour, self.train_cycles, cfg.reward.speed_penalty, stop=self.stop)
+            else: scorer = drive_score(self.pipeline)
             self.controller = LoopController(self.loop_agent, self.pipeline, self.run_dir, {"max_episodes": self.episodes, "max_snapshots": 3},
                                              evaluate=scorer, resume=self.resume)
             if self.controller.episode:
@@ -665,10 +786,11 @@ class Avatar:
             self.supervisor.request_stop("run finished")
 
     def _final_evaluation(self) -> None:
-        "The held-out cycle with the stock map and with the agent (no noise), same seed, through the CAN path."
-        seed = self.cfg.seed + 10_000
-        self.pipeline.drive(self.eval_cycle, "stock", label="eval stock", seed=seed)
-        self.pipeline.drive(self.eval_cycle, "eval", label="eval agent", seed=seed)
+        "The held-out cycle with the stock map and with the agent (no noise), same seed, through the CAN path; then the map as the VCU holds it."
+        if self.vehicle.drives_cycles:        # a truck driven by a person has no cycle to be asked to drive
+            seed = self.cfg.seed + 10_000
+            self.pipeline.drive(self.eval_cycle, "stock", label="eval stock", seed=seed)
+            self.pipeline.drive(self.eval_cycle, "eval", label="eval agent", seed=seed)
         try: self.result["map_after"] = self.kv.read_map().tolist()
         except Exception as e: log.warning("reading the torque map after the evaluation failed: %s", e)
 
@@ -735,7 +857,7 @@ class Avatar:
         for f in self.result["failures"]: print(f"FAILED {f}", file=sys.stderr)
         sys.stdout.flush()
 
-# %% ../nbs/00_avatar.ipynb 34
+# %% ../nbs/00_avatar.ipynb 39
 def make_plots(av: Avatar) -> list[Path]:
     "Write the run's PNG plots; returns their paths."
     import matplotlib
@@ -760,7 +882,8 @@ def make_plots(av: Avatar) -> list[Path]:
     x = np.arange(len(df))
     ax.bar(x - 0.2, df.stock_wh_per_km, 0.4, label="stock map"); ax.bar(x + 0.2, df.wh_per_km, 0.4, label="drive")
     ax.set_xticks(x, [f"{p}\n{c}" for p, c in zip(df.phase, df.cycle)], fontsize=7); ax.set_ylabel("Wh/km")
-    for i, c in enumerate(df.change_pct): ax.annotate(f"{c:+.1f}%", (i + 0.2, df.wh_per_km.iloc[i]), ha="center", va="bottom", fontsize=7)
+    for i, c in enumerate(df.change_pct):
+        if math.isfinite(c): ax.annotate(f"{c:+.1f}%", (i + 0.2, df.wh_per_km.iloc[i]), ha="center", va="bottom", fontsize=7)
     ax.legend(); ax.set_title("Energy per drive against the stock map")
     paths.append(out / "energy.png"); fig.tight_layout(); fig.savefig(paths[-1], dpi=90); plt.close(fig)
     # torque map before/after
@@ -786,9 +909,10 @@ def make_plots(av: Avatar) -> list[Path]:
     paths.append(out / "eval_traces.png"); fig.tight_layout(); fig.savefig(paths[-1], dpi=90); plt.close(fig)
     return paths
 
-# %% ../nbs/00_avatar.ipynb 36
+# %% ../nbs/00_avatar.ipynb 41
 @call_parse
-def run(interface: Param("vehicle interface: sim (CAN) or cloud (telematics box on object storage); default: the config's vehicle.interface", str) = None,
+def run(interface: Param("vehicle interface: sim (simulated truck on CAN), cloud (simulated telematics box on object storage) or kvaser "
+                         "(a truck on vehicle.can, episodes from hmi udp/mqtt); default: the config's vehicle.interface", str) = None,
         agent: Param("agent: ddpg or rdpg (default: the config's agent.kind)", str) = None,
         episodes: Param("training episodes (default: the config's episodes)", int) = None,
         cycle: Param("train on this drive cycle (default: the training cycles in turn)", str) = None,
@@ -816,7 +940,7 @@ def run(interface: Param("vehicle interface: sim (CAN) or cloud (telematics box 
         av = Avatar(cfg, episodes=episodes, cycle=cycle, eval_cycle=eval_cycle, infer=infer, resume=resume, checkpoint=checkpoint,
                     data=data, speedup=speedup, plots=not no_plots, progress=not quiet)
         av.build()
-    except (ConfigError, DataError) as e:
+    except (ConfigError, DataError, TspaceConnectionError) as e:
         print(f"tspace run: {e}", file=sys.stderr)
         return 2
     except Exception as e:

@@ -1,0 +1,120 @@
+"""`tspace run --interface kvaser`: a truck tspace does not simulate. `tspace sim` in its own process is the truck on a
+udp_multicast bus, a real mosquitto broker carries the driver's begin/end (the HMI), and `tspace run` in a third process
+reads the bus, flashes the VCU over UDS across processes and learns from the episodes the driver marks."""
+import json, random, re, signal, subprocess, time
+from pathlib import Path
+
+import numpy as np
+
+from cli_helpers import TSPACE, clean_env
+from servers import Mosquitto
+
+
+def _config(tmp_path: Path, group: str, port: int, broker_port: int, hmi_kind: str = "mqtt") -> Path:
+    cfg = tmp_path / "truck.toml"
+    cfg.write_text(f"""episodes = 2
+seed = 5
+log_level = "INFO"
+[vehicle]
+interface = "kvaser"
+[vehicle.can]
+interface = "udp_multicast"
+channel = "{group}"
+bus_timeout_s = 20.0
+[vehicle.can.bus_kwargs]
+port = {port}
+[hmi]
+kind = "{hmi_kind}"
+port = {broker_port}
+[agent]
+hidden_units = [16, 16]
+batch_size = 8
+""")
+    return cfg
+
+
+def _wait_for(path: Path, pattern: str, proc: subprocess.Popen, timeout: float = 60.0, after: int = 0) -> int:
+    "Wait until `pattern` occurs in the file after offset `after`; returns the offset past the match."
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        m = re.search(pattern, path.read_text()[after:])
+        if m: return after + m.end()
+        assert proc.poll() is None, f"tspace run exited ({proc.returncode}) waiting for {pattern!r}:\n{path.read_text()[-3000:]}"
+        time.sleep(0.1)
+    raise AssertionError(f"no {pattern!r} within {timeout:g} s:\n{path.read_text()[-3000:]}")
+
+
+def test_run_on_a_truck_of_its_own_with_the_driver_on_mqtt(tmp_path):
+    from tspace.config.run import load_config
+    from tspace.conn.mqtt import MqttHMI
+    group = f"239.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(1, 254)}"
+    port = random.randint(20000, 60000)
+    broker = Mosquitto(tmp_path / "mosquitto").start()
+    cfg_path = _config(tmp_path, group, port, broker.port)
+    cfg = load_config(str(cfg_path))
+    truck = subprocess.Popen([TSPACE, "sim", "--bus", "udp_multicast", "--channel", group, "--port", str(port), "--cycle", "triangle",
+                              "--speedup", "2", "--loop"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean_env())
+    err = tmp_path / "run.stderr"
+    try:
+        with open(err, "w") as fe, MqttHMI(cfg.hmi, cfg.vehicle.id) as app:
+            run = subprocess.Popen([TSPACE, "run", "--config", str(cfg_path), "--data", str(tmp_path / "data"), "--quiet"],
+                                   stdout=subprocess.PIPE, stderr=fe, text=True, env=clean_env())
+            at = _wait_for(err, r"episodes from the mqtt HMI", run)
+            time.sleep(2.0)                                   # the reader and the Cruncher are up and frames flow
+            for i in range(2):                                # the driver marks two episodes of 9 s
+                app.publish("begin")
+                time.sleep(9.0)
+                app.publish("end_valid")
+                at = _wait_for(err, r"stored: \d+ record", run, after=at)
+            out, _ = run.communicate(timeout=90)
+    finally:
+        truck.send_signal(signal.SIGTERM)
+        truck_out, _ = truck.communicate(timeout=15)
+        broker.stop()
+    log = err.read_text()
+    assert run.returncode == 0, log[-3000:]
+    (rd,) = list((tmp_path / "data" / "_runs").iterdir())
+    summary = json.loads((rd / "summary.json").read_text())
+    assert summary["interface"] == "kvaser"
+    hmi = summary["vehicle_stats"]
+    assert (hmi["hmi"], hmi["begin"], hmi["end_valid"]) == ("mqtt", 2, 2), hmi
+    drives = [l.split(",") for l in (rd / "drives.csv").read_text().splitlines()]
+    head, rows = drives[0], drives[1:]
+    assert [r[head.index("phase")] for r in rows] == ["train 1", "train 2"]      # no held-out evaluation without a simulator
+    records = [int(r[head.index("records")]) for r in rows]
+    # 9 s of wall time in frames of 1.5 s (udp_multicast stamps on receipt): at most 6 frames, 5 transitions
+    assert all(2 <= n <= 6 for n in records), records
+    from tspace.storage.pool.parquet import ParquetPool
+    pool = ParquetPool(str(tmp_path / "data"))
+    assert pool.count() == sum(records) == summary["records_stored"]
+    # the table's energy is what the pool holds: Wh/km x km = -(sum of the episode's stored rewards), episode by episode
+    stored = pool.query().groupby("episode_start").reward.sum().sort_index().to_numpy()
+    for r, reward in zip(rows, stored, strict=True):
+        km, whkm = float(r[head.index("distance_km")]), float(r[head.index("wh_per_km")])
+        assert 0 < km < 16.3 / 3600 * 9.5, km                                  # never faster than the triangle's 16.2 km/h
+        assert np.isclose(whkm * km, -reward, rtol=1e-5), (whkm, km, reward)   # may be negative: braking regenerates
+    # the agent's rows really reached the VCU in the other process, and the map was read back at the end
+    writes = int(re.search(r"(\d+) write\(s\)", truck_out).group(1))
+    assert writes >= 1 and summary["flash"]["written"] >= 1, (truck_out[-500:], summary["flash"])
+    assert np.asarray(summary["map_after"]).shape == (14, 17)
+    from tspace.agent.dpg import load_agent
+    a = load_agent(rd / "checkpoint").act(np.zeros((30, 3), np.float32), explore=False)
+    assert a.shape == (4, 17) and np.all(np.abs(a) <= 1)
+    assert (rd / "plots" / "energy.png").read_bytes()[:4] == b"\x89PNG"
+    assert "driver" in out and str(rd / "checkpoint") in out
+
+
+def test_kvaser_without_a_driver_hmi_exits_2(tmp_path):
+    cfg_path = _config(tmp_path, "239.1.2.3", 40000, 1883, hmi_kind="sim")
+    r = subprocess.run([TSPACE, "run", "--config", str(cfg_path), "--data", str(tmp_path / "data"), "--quiet"],
+                       capture_output=True, text=True, timeout=120, env=clean_env())
+    assert r.returncode == 2 and "hmi.kind = 'sim' with vehicle.interface = 'kvaser'" in r.stderr, r.stderr[-2000:]
+
+
+def test_kvaser_with_no_broker_exits_2_naming_it(tmp_path):
+    from servers import free_port
+    port = free_port()                                    # nothing listens there
+    cfg_path = _config(tmp_path, "239.1.2.4", 40001, port)
+    r = subprocess.run([TSPACE, "run", "--config", str(cfg_path), "--data", str(tmp_path / "data"), "--quiet"],
+                       capture_output=True, text=True, timeout=120, env=clean_env())
+    assert r.returncode == 2 and f"MQTT broker 127.0.0.1:{port}" in r.stderr, r.stderr[-2000:]
