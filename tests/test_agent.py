@@ -3,7 +3,7 @@
 `DPGAgent.save` writes through `tspace.agent.dpg.checkpoint_writer`; these tests kill a process inside that
 writer, without TensorFlow, so they stay fast. The agents' own save/load tests live in the 07_agent notebooks.
 """
-import os, signal, subprocess, sys, textwrap
+import signal, subprocess, sys, textwrap
 
 import pytest
 

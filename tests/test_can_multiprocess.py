@@ -1,8 +1,7 @@
 "`tspace sim` in its own process on a udp_multicast bus; KvaserCAN in this one reads its signals and flashes it."
-import os, random, signal, subprocess, sys, time
+import random, signal, subprocess, sys
 import numpy as np
 import pandas as pd
-import pytest
 from tspace.conn.can import CanConfig
 from tspace.dataflow.kvaser import KvaserCAN
 from tspace.sim.truck import TruckSim, SIGNALS

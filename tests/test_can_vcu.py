@@ -1,5 +1,5 @@
 "Virtual VCU and KvaserCAN in one process: signals, bad traffic, a vanishing bus, replay of a recorded log."
-import threading, time, uuid
+import time, uuid
 import can
 import numpy as np
 import pandas as pd

@@ -7,7 +7,7 @@ frame g has the reward -10 (g + 1) / 3 Wh. The scripted agent's n-th call return
 thread applies each action 0.2 s after the end of the frame it was decided on, i.e. before the
 middle of the next frame, so the record of each step carries the action decided on its state.
 """
-import threading, time
+import time
 
 import numpy as np
 import pandas as pd

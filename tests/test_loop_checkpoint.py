@@ -1,6 +1,6 @@
 """The snapshot registry across processes: the best policy loads in a new process, a reader never sees half a
 manifest while snapshots are being written, and a save killed midway leaves the previous state intact."""
-import json, os, signal, subprocess, sys, textwrap
+import json, signal, subprocess, sys, textwrap
 
 import numpy as np
 import pytest

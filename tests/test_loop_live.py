@@ -4,7 +4,6 @@ action, and `close()` ends a reader blocked in a socket read."""
 import json, socket, socketserver, threading, time
 
 import numpy as np
-import pytest
 
 from tspace.loop.pipelines import LivePipeline
 from tspace.loop.types import PipelineEnded, ToyAgent

@@ -6,7 +6,6 @@ content can be checked item by item."""
 import threading, time
 
 import numpy as np
-import pytest
 
 from tspace.storage.buffer import RandomReplacementBuffer, SequentialBuffer
 from tspace.system.errors import StorageError

@@ -270,7 +270,7 @@ class CloudVehicle(SimulatedVehicle):
 
 # %% ../nbs/00_avatar.ipynb 15
 import queue as _queue
-from .dataflow.pipeline import QueueClosed, FlashRequest, FlashReport
+from .dataflow.pipeline import QueueClosed, FlashRequest
 from .system.errors import FlashError
 
 class FlashPath:
@@ -564,7 +564,7 @@ def drive_score(pipeline: VehiclePipeline):
     return score
 
 
-# %% ../nbs/00_avatar.ipynb 34
+# %% ../nbs/00_avatar.ipynb 36
 class TensorBoardCallback:
     "Loop callback: losses, reward, energy and hyperparameters as TensorBoard scalars."
     def __init__(self, logdir, pipeline: VehiclePipeline):
@@ -595,7 +595,7 @@ class TensorBoardCallback:
                 if isinstance(v, (int, float)) and not isinstance(v, bool): tf.summary.scalar(f"hparams/{k}", float(v), step=ev.episode)
         self.writer.flush()
 
-# %% ../nbs/00_avatar.ipynb 36
+# %% ../nbs/00_avatar.ipynb 38
 from .dataflow.pipeline import DropOldestQueue, BlockingQueue
 
 def _stderr_progress():
@@ -603,9 +603,10 @@ def _stderr_progress():
     state = {"last": 0.0, "tty": sys.stderr.isatty(), "pct": -1}
     def show(label, cycle, t, dur, row=None):
         if row is not None:
-            end = "\n" if state["tty"] else ""
-            print(f"\r[{label or row['phase']}] {cycle}: {row['wh_per_km']:.1f} Wh/km ({row['change_pct']:+.2f} % vs stock), "
-                  f"RMSE {row['speed_rmse_kmh']:.2f} km/h, {row['records']} records, {row['wall_s']:.1f} s" + " " * 10, file=sys.stderr, flush=True)
+            vs = f" ({row['change_pct']:+.2f} % vs stock)" if math.isfinite(row["change_pct"]) else ""        # no stock drive of a driven episode
+            rmse = f", RMSE {row['speed_rmse_kmh']:.2f} km/h" if math.isfinite(row["speed_rmse_kmh"]) else ""
+            print(f"\r[{label or row['phase']}] {cycle}: {row['wh_per_km']:.1f} Wh/km{vs}{rmse}, {row['records']} records, "
+                  f"{row['wall_s']:.1f} s" + " " * 10, file=sys.stderr, flush=True)
             state["pct"] = -1
             return
         now = time.monotonic()
@@ -626,7 +627,7 @@ def _stderr_progress():
             print(f"[{label}] {cycle} {pct:3d}% ({t:.0f}/{dur:.0f} s)", file=sys.stderr, flush=True)
     return show
 
-# %% ../nbs/00_avatar.ipynb 37
+# %% ../nbs/00_avatar.ipynb 39
 class Avatar:
     "Builds a whole tspace run from a `RunConfig` and runs it under a `Supervisor`: `Avatar(cfg, ...).run()` -> exit code."
     def __init__(self, cfg, *, episodes: int | None = None, cycle: str | None = None, eval_cycle: str | None = None,
@@ -857,7 +858,7 @@ class Avatar:
         for f in self.result["failures"]: print(f"FAILED {f}", file=sys.stderr)
         sys.stdout.flush()
 
-# %% ../nbs/00_avatar.ipynb 39
+# %% ../nbs/00_avatar.ipynb 41
 def make_plots(av: Avatar) -> list[Path]:
     "Write the run's PNG plots; returns their paths."
     import matplotlib
@@ -909,7 +910,7 @@ def make_plots(av: Avatar) -> list[Path]:
     paths.append(out / "eval_traces.png"); fig.tight_layout(); fig.savefig(paths[-1], dpi=90); plt.close(fig)
     return paths
 
-# %% ../nbs/00_avatar.ipynb 41
+# %% ../nbs/00_avatar.ipynb 43
 @call_parse
 def run(interface: Param("vehicle interface: sim (simulated truck on CAN), cloud (simulated telematics box on object storage) or kvaser "
                          "(a truck on vehicle.can, episodes from hmi udp/mqtt); default: the config's vehicle.interface", str) = None,
@@ -930,7 +931,6 @@ def run(interface: Param("vehicle interface: sim (simulated truck on CAN), cloud
     from tspace.config.run import load_config
     try:
         cfg = load_config(config)
-        upd = {}
         if interface is not None: cfg.vehicle = cfg.vehicle.model_copy(update={"interface": interface})
         if agent is not None: cfg.agent = type(cfg.agent).model_validate({**cfg.agent.model_dump(), "kind": agent})
         if seed is not None: cfg.seed = seed
