@@ -96,5 +96,5 @@ def test_failing_worker_stops_the_run_with_exit_1(tmp_path):
     assert "FAILED flash" in r.stderr
 
 def test_bad_config_exits_2(tmp_path):
-    r = subprocess.run(_args(tmp_path, "--interface", "udp"), capture_output=True, text=True, timeout=120, env=_env())
-    assert r.returncode == 2 and "vehicle.interface = 'udp'" in r.stderr
+    r = subprocess.run(_args(tmp_path, "--interface", "replay"), capture_output=True, text=True, timeout=120, env=_env())
+    assert r.returncode == 2 and "vehicle.interface = 'replay'" in r.stderr and "cannot answer an action" in r.stderr

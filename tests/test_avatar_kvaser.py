@@ -1,22 +1,24 @@
-"""`tspace run --interface kvaser`: a truck tspace does not simulate. `tspace sim` in its own process is the truck on a
-udp_multicast bus, a real mosquitto broker carries the driver's begin/end (the HMI), and `tspace run` in a third process
-reads the bus, flashes the VCU over UDS across processes and learns from the episodes the driver marks."""
-import json, random, re, signal, subprocess, time
+"""`tspace run` with a truck tspace does not simulate. `tspace sim` in its own process is the truck on a udp_multicast bus;
+`tspace run` in another process flashes its VCU over UDS across processes and learns from the episodes the driver marks.
+`--interface kvaser`: the signals from the bus, the driver's begin/end through a real mosquitto broker. `--interface udp`:
+the signals and the driver's statuses as a local CAN bridge's JSON datagrams (`tspace sim --bridge`)."""
+import json, random, re, signal, socket, subprocess, time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from cli_helpers import TSPACE, clean_env
 from servers import Mosquitto
 
 
-def _config(tmp_path: Path, group: str, port: int, broker_port: int, hmi_kind: str = "mqtt") -> Path:
+def _config(tmp_path: Path, group: str, port: int, hmi_port: int, hmi_kind: str = "mqtt", interface: str = "kvaser") -> Path:
     cfg = tmp_path / "truck.toml"
     cfg.write_text(f"""episodes = 2
 seed = 5
 log_level = "INFO"
 [vehicle]
-interface = "kvaser"
+interface = "{interface}"
 [vehicle.can]
 interface = "udp_multicast"
 channel = "{group}"
@@ -25,7 +27,7 @@ bus_timeout_s = 20.0
 port = {port}
 [hmi]
 kind = "{hmi_kind}"
-port = {broker_port}
+port = {hmi_port}
 [agent]
 hidden_units = [16, 16]
 batch_size = 8
@@ -44,40 +46,56 @@ def _wait_for(path: Path, pattern: str, proc: subprocess.Popen, timeout: float =
     raise AssertionError(f"no {pattern!r} within {timeout:g} s:\n{path.read_text()[-3000:]}")
 
 
-def test_run_on_a_truck_of_its_own_with_the_driver_on_mqtt(tmp_path):
+@pytest.mark.parametrize("interface", ["kvaser", "udp"])
+def test_run_on_a_truck_of_its_own(tmp_path, interface):
     from tspace.config.run import load_config
     from tspace.conn.mqtt import MqttHMI
+    from servers import free_port
     group = f"239.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(1, 254)}"
     port = random.randint(20000, 60000)
-    broker = Mosquitto(tmp_path / "mosquitto").start()
-    cfg_path = _config(tmp_path, group, port, broker.port)
-    cfg = load_config(str(cfg_path))
-    truck = subprocess.Popen([TSPACE, "sim", "--bus", "udp_multicast", "--channel", group, "--port", str(port), "--cycle", "triangle",
-                              "--speedup", "2", "--loop"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean_env())
+    sim_args = [TSPACE, "sim", "--bus", "udp_multicast", "--channel", group, "--port", str(port), "--cycle", "triangle", "--speedup", "2", "--loop"]
+    broker = app = None
+    if interface == "kvaser":                             # the driver's app on MQTT
+        broker = Mosquitto(tmp_path / "mosquitto").start()
+        cfg_path = _config(tmp_path, group, port, broker.port)
+        cfg = load_config(str(cfg_path))
+        app = MqttHMI(cfg.hmi, cfg.vehicle.id).connect()
+        send_status = app.publish
+    else:                                                 # the bridge forwards the signals and the driver's buttons
+        bridge_port = free_port()
+        cfg_path = _config(tmp_path, group, port, bridge_port, hmi_kind="udp", interface="udp")
+        sim_args += ["--bridge", f"127.0.0.1:{bridge_port}"]
+        buttons = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        send_status = lambda status: buttons.sendto(json.dumps({"status": status}).encode(), ("127.0.0.1", bridge_port))
+    truck = subprocess.Popen(sim_args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean_env())
     err = tmp_path / "run.stderr"
     try:
-        with open(err, "w") as fe, MqttHMI(cfg.hmi, cfg.vehicle.id) as app:
+        with open(err, "w") as fe:
             run = subprocess.Popen([TSPACE, "run", "--config", str(cfg_path), "--data", str(tmp_path / "data"), "--quiet"],
                                    stdout=subprocess.PIPE, stderr=fe, text=True, env=clean_env())
-            at = _wait_for(err, r"episodes from the mqtt HMI", run)
+            at = _wait_for(err, r"episodes from the (mqtt|udp) HMI", run)
             time.sleep(2.0)                                   # the reader and the Cruncher are up and frames flow
             for i in range(2):                                # the driver marks two episodes of 9 s
-                app.publish("begin")
+                send_status("begin")
                 time.sleep(9.0)
-                app.publish("end_valid")
+                send_status("end_valid")
                 at = _wait_for(err, r"stored: \d+ record", run, after=at)
             out, _ = run.communicate(timeout=90)
     finally:
         truck.send_signal(signal.SIGTERM)
         truck_out, _ = truck.communicate(timeout=15)
-        broker.stop()
+        if app is not None: app.close()
+        if broker is not None: broker.stop()
     log = err.read_text()
     assert run.returncode == 0, log[-3000:]
     (rd,) = list((tmp_path / "data" / "_runs").iterdir())
     summary = json.loads((rd / "summary.json").read_text())
-    assert summary["interface"] == "kvaser"
+    assert summary["interface"] == interface
     hmi = summary["vehicle_stats"]
-    assert (hmi["hmi"], hmi["begin"], hmi["end_valid"]) == ("mqtt", 2, 2), hmi
+    assert (hmi["hmi"], hmi["begin"], hmi["end_valid"]) == ("mqtt" if interface == "kvaser" else "udp", 2, 2), hmi
+    if interface == "udp":                                # the frames came from the bridge's datagrams, none malformed
+        assert hmi["source_samples"] > 0 and hmi.get("source_malformed", 0) == 0, hmi
+        assert summary["vehicle_stats"]["interface"]["frames"] > 0
     drives = [l.split(",") for l in (rd / "drives.csv").read_text().splitlines()]
     head, rows = drives[0], drives[1:]
     assert [r[head.index("phase")] for r in rows] == ["train 1", "train 2"]      # no held-out evaluation without a simulator
@@ -104,11 +122,15 @@ def test_run_on_a_truck_of_its_own_with_the_driver_on_mqtt(tmp_path):
     assert "driver" in out and str(rd / "checkpoint") in out
 
 
-def test_kvaser_without_a_driver_hmi_exits_2(tmp_path):
+def test_no_driver_hmi_exits_2(tmp_path):
     cfg_path = _config(tmp_path, "239.1.2.3", 40000, 1883, hmi_kind="sim")
     r = subprocess.run([TSPACE, "run", "--config", str(cfg_path), "--data", str(tmp_path / "data"), "--quiet"],
                        capture_output=True, text=True, timeout=120, env=clean_env())
     assert r.returncode == 2 and "hmi.kind = 'sim' with vehicle.interface = 'kvaser'" in r.stderr, r.stderr[-2000:]
+    cfg_path = _config(tmp_path, "239.1.2.3", 40000, 1883, hmi_kind="mqtt", interface="udp")
+    r = subprocess.run([TSPACE, "run", "--config", str(cfg_path), "--data", str(tmp_path / "data"), "--quiet"],
+                       capture_output=True, text=True, timeout=120, env=clean_env())
+    assert r.returncode == 2 and "hmi.kind = 'mqtt' with vehicle.interface = 'udp'" in r.stderr, r.stderr[-2000:]
 
 
 def test_kvaser_with_no_broker_exits_2_naming_it(tmp_path):

@@ -21,8 +21,8 @@ log = get_logger(__name__)
 # %% auto 0
 __all__ = ['log', 'FAULT_ENV', 'DEFAULT_SPEEDUP', 'InjectedFault', 'DriveMeter', 'MeteredVCU', 'MeteredTruckSim', 'DriveRequest',
            'SimulatedVehicle', 'SimVehicle', 'CloudVehicle', 'FlashPath', 'Policy', 'LoopAgent', 'VehiclePipeline',
-           'policy_score', 'EnvScorer', 'open_hmi_source', 'ExternalVehicle', 'DriverPipeline', 'drive_score',
-           'TensorBoardCallback', 'Avatar', 'make_plots', 'run']
+           'policy_score', 'EnvScorer', 'open_hmi_source', 'ExternalVehicle', 'BridgeInterface', 'DriverPipeline',
+           'drive_score', 'TensorBoardCallback', 'Avatar', 'make_plots', 'run']
 
 # %% ../nbs/00_avatar.ipynb 4
 FAULT_ENV = "TSPACE_AVATAR_FAULT"
@@ -475,14 +475,14 @@ def open_hmi_source(hmi: HMIConfig, vehicle_id: str, frame_len: int = 30, sample
                       f"set hmi.kind = 'udp' or 'mqtt'")
 
 class ExternalVehicle:
-    "A truck tspace does not simulate (interface `kvaser`): signals on `vehicle.can`, episodes from the driver's HMI, rows flashed over UDS."
+    "A truck tspace does not simulate (interface `kvaser` or `udp`): episodes from the driver's HMI (UDP or MQTT), rows flashed over UDS."
     drives_cycles = False                      # nothing to ask of it: the driver decides when an episode begins and ends
 
-    def __init__(self, vehicle_cfg, hmi_cfg: HMIConfig, events, on_exit=None):
+    def __init__(self, vehicle_cfg, hmi_cfg: HMIConfig, events, on_exit=None, on_frame=None):
         from tspace.sim.truck import TorqueMap
         tm = vehicle_cfg.torque_map
         self.stock = TorqueMap(tm.load(), tm.speed_scales, tm.pedal_scales)
-        self.events, self.on_exit = events, on_exit
+        self.events, self.on_exit, self.on_frame = events, on_exit, on_frame   # on_frame: where a bridge's frames go (interface udp)
         self.frame_s = vehicle_cfg.frame.frame_len / vehicle_cfg.frame.sample_hz
         self.last_frame_end = 0.0              # POSIX s of the last frame handed to the Cruncher (set by the frames pump)
         self.began: float | None = None        # monotonic s of the begin of the episode in progress
@@ -495,6 +495,7 @@ class ExternalVehicle:
         else:
             for kind, val in self.hmi.events(stop):
                 if kind == "hmi": yield val, None
+                elif self.on_frame is not None: self.on_frame(val)
                 else: self.counts["bridge_frames_ignored"] += 1   # the signals come from the CAN bus
 
     def hmi_loop(self, stop: threading.Event) -> None:
@@ -519,7 +520,50 @@ class ExternalVehicle:
     def stats(self) -> dict: return {"hmi": self.kind, **dict(self.counts), **{f"source_{k}": v for k, v in self.hmi.stats.items()}}
 
 
-# %% ../nbs/00_avatar.ipynb 30
+# %% ../nbs/00_avatar.ipynb 31
+from .conn.uds import IsoTpLink, TorqueMapClient
+
+class BridgeInterface:
+    "Interface `udp`: state frames from a local CAN bridge (handed in with `put_frame`), torque rows flashed over UDS on `vehicle.can`."
+    def __init__(self, can_cfg, queue_frames: int = 64):
+        from tspace.conn.can import open_bus
+        self.cfg = can_cfg
+        self.bus = open_bus(can_cfg)
+        self.link = IsoTpLink(self.bus, txid=can_cfg.uds_tx_id, rxid=can_cfg.uds_rx_id)
+        self.client = TorqueMapClient(self.link, timeout_s=can_cfg.uds_timeout_s, retries=can_cfg.flash_retries)
+        self._frames = DropOldestQueue(queue_frames, name="bridge frames")
+        self.stats = Counter()
+
+    def put_frame(self, frame: pd.DataFrame) -> None:
+        self.stats["frames"] += 1
+        self._frames.put(frame)
+
+    def get_frame(self, timeout: float | None = None) -> pd.DataFrame | None:
+        try: return self._frames.get(timeout)
+        except queue.Empty: return None
+
+    def run(self, stop: threading.Event) -> None:
+        "Worker: hand the VCU's UDS responses on the bus to the ISO-TP link (the signals come from the bridge)."
+        where = f"CAN bus {self.cfg.interface}:{self.cfg.channel}"
+        while not stop.is_set():
+            try: msg = self.bus.recv(0.1)
+            except Exception as e:
+                if stop.is_set(): return
+                raise TspaceConnectionError(f"{where} failed: {type(e).__name__}: {e}") from e
+            if msg is not None and msg.arbitration_id == self.link.rxid: self.link.feed(msg)
+
+    def flash_rows(self, start: int, rows) -> np.ndarray:
+        table = self.client.flash_rows(start, rows)
+        self.stats["flashes"] += 1
+        return table
+
+    def read_map(self) -> np.ndarray: return self.client.read_map()
+
+    def stop(self) -> None:
+        self.client.close()
+        self.bus.shutdown()
+
+# %% ../nbs/00_avatar.ipynb 32
 class DriverPipeline(VehiclePipeline):
     "Episodes of a truck driven by a person: each begin..end_valid of the driver's HMI is one episode; nothing is asked of the truck."
     name = "driver"
@@ -564,7 +608,7 @@ def drive_score(pipeline: VehiclePipeline):
     return score
 
 
-# %% ../nbs/00_avatar.ipynb 36
+# %% ../nbs/00_avatar.ipynb 38
 class TensorBoardCallback:
     "Loop callback: losses, reward, energy and hyperparameters as TensorBoard scalars."
     def __init__(self, logdir, pipeline: VehiclePipeline):
@@ -595,7 +639,7 @@ class TensorBoardCallback:
                 if isinstance(v, (int, float)) and not isinstance(v, bool): tf.summary.scalar(f"hparams/{k}", float(v), step=ev.episode)
         self.writer.flush()
 
-# %% ../nbs/00_avatar.ipynb 38
+# %% ../nbs/00_avatar.ipynb 40
 from .dataflow.pipeline import DropOldestQueue, BlockingQueue
 
 def _stderr_progress():
@@ -627,7 +671,7 @@ def _stderr_progress():
             print(f"[{label}] {cycle} {pct:3d}% ({t:.0f}/{dur:.0f} s)", file=sys.stderr, flush=True)
     return show
 
-# %% ../nbs/00_avatar.ipynb 39
+# %% ../nbs/00_avatar.ipynb 41
 class Avatar:
     "Builds a whole tspace run from a `RunConfig` and runs it under a `Supervisor`: `Avatar(cfg, ...).run()` -> exit code."
     def __init__(self, cfg, *, episodes: int | None = None, cycle: str | None = None, eval_cycle: str | None = None,
@@ -691,6 +735,13 @@ class Avatar:
             return vehicle, RemoteCAN.from_vehicle(v, cc, store).open(), "cloud-reader"
         from tspace.conn.can import open_bus
         from tspace.dataflow.kvaser import KvaserCAN
+        if v.interface == "udp":                   # signals from the bridge, flashing on the bus
+            kv = BridgeInterface(v.can)
+            vehicle = ExternalVehicle(v, self.cfg.hmi, self.events, on_exit=lambda: self.supervisor.request_stop("the driver's HMI sent exit"),
+                                      on_frame=kv.put_frame)
+            log.info("truck %r behind a CAN bridge on udp %s:%s, flashed on %s:%s, episodes from the udp HMI", v.id, self.cfg.hmi.host,
+                     self.cfg.hmi.resolved_port, v.can.interface, v.can.channel)
+            return vehicle, kv, "uds-bus"
         if v.interface == "kvaser":                # the bus as configured: a Kvaser channel, udp_multicast, ...
             vehicle = ExternalVehicle(v, self.cfg.hmi, self.events, on_exit=lambda: self.supervisor.request_stop("the driver's HMI sent exit"))
             log.info("truck %r on %s:%s, episodes from the %s HMI", v.id, v.can.interface, v.can.channel, self.cfg.hmi.kind)
@@ -706,15 +757,17 @@ class Avatar:
         from tspace.dataflow.cruncher import Cruncher
         from tspace.storage.pool.base import open_pool
         cfg, v = self.cfg, self.cfg.vehicle
-        if v.interface == "kvaser":
+        if v.interface == "udp" and cfg.hmi.kind != "udp":
+            raise ConfigError(f"hmi.kind = {cfg.hmi.kind!r} with vehicle.interface = 'udp': a CAN bridge sends the signals and the "
+                              f"driver's statuses on one socket; set hmi.kind = 'udp' (and hmi.host/hmi.port to where the bridge sends)")
+        if v.interface in ("kvaser", "udp"):
             if cfg.hmi.kind not in ("udp", "mqtt"):
                 raise ConfigError(f"hmi.kind = {cfg.hmi.kind!r} with vehicle.interface = 'kvaser': the episodes of a truck tspace does not "
                                   f"simulate come from its driver's HMI; set hmi.kind = 'udp' or 'mqtt'")
         elif v.interface not in ("sim", "cloud"):
             raise ConfigError(f"vehicle.interface = {v.interface!r}: `tspace run` learns online from the simulated truck on CAN ('sim'), "
-                              f"behind its telematics box ('cloud') or from a truck on vehicle.can ('kvaser'); a UDP bridge ('udp') "
-                              f"cannot be flashed and a log ('replay') cannot answer an action: read those with `tspace replay` or "
-                              f"tspace.conn.udp.UdpGateway and train offline from the pool")
+                              f"behind its telematics box ('cloud'), or from a truck on vehicle.can ('kvaser') or behind a CAN bridge "
+                              f"('udp'); a log ('replay') cannot answer an action: read it with `tspace replay` and train offline from the pool")
         elif cfg.hmi.kind not in ("sim", "dummy"):
             raise ConfigError(f"hmi.kind = {cfg.hmi.kind!r}: with the simulated truck the episodes come from the drive cycles; use 'sim' (or 'dummy')")
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -858,7 +911,7 @@ class Avatar:
         for f in self.result["failures"]: print(f"FAILED {f}", file=sys.stderr)
         sys.stdout.flush()
 
-# %% ../nbs/00_avatar.ipynb 41
+# %% ../nbs/00_avatar.ipynb 43
 def make_plots(av: Avatar) -> list[Path]:
     "Write the run's PNG plots; returns their paths."
     import matplotlib
@@ -910,10 +963,10 @@ def make_plots(av: Avatar) -> list[Path]:
     paths.append(out / "eval_traces.png"); fig.tight_layout(); fig.savefig(paths[-1], dpi=90); plt.close(fig)
     return paths
 
-# %% ../nbs/00_avatar.ipynb 43
+# %% ../nbs/00_avatar.ipynb 45
 @call_parse
 def run(interface: Param("vehicle interface: sim (simulated truck on CAN), cloud (simulated telematics box on object storage) or kvaser "
-                         "(a truck on vehicle.can, episodes from hmi udp/mqtt); default: the config's vehicle.interface", str) = None,
+                         "(a truck on vehicle.can, episodes from hmi udp/mqtt) or udp (a truck behind a CAN bridge); default: the config's vehicle.interface", str) = None,
         agent: Param("agent: ddpg or rdpg (default: the config's agent.kind)", str) = None,
         episodes: Param("training episodes (default: the config's episodes)", int) = None,
         cycle: Param("train on this drive cycle (default: the training cycles in turn)", str) = None,

@@ -9,13 +9,13 @@ from collections import Counter
 from typing import Iterator
 import pandas as pd
 from .can import FrameAssembler, SIGNALS, _Throttle
-from ..system.errors import DecodeError, TspaceConnectionError
+from ..system.errors import DataError, DecodeError, TspaceConnectionError
 from ..system.log import get_logger
 
 log = get_logger(__name__)
 
 # %% auto 0
-__all__ = ['log', 'BRIDGE_FIELDS', 'HMI_STATUSES', 'parse_datagram', 'UdpGateway']
+__all__ = ['log', 'BRIDGE_FIELDS', 'HMI_STATUSES', 'parse_datagram', 'bridge_datagram', 'UdpGateway']
 
 # %% ../../nbs/04_conn.udp.ipynb 4
 BRIDGE_FIELDS: dict[str, str] = {"velocity": "velocity", "pedal": "thrust", "brake_pressure": "brake", "A": "current", "V": "voltage"}
@@ -43,7 +43,13 @@ def parse_datagram(data: bytes) -> tuple[str, object]:
         vals.append(float(v))
     return "data", tuple(vals)
 
-# %% ../../nbs/04_conn.udp.ipynb 6
+# %% ../../nbs/04_conn.udp.ipynb 7
+def bridge_datagram(signals: dict) -> bytes:
+    "The datagram a bridge sends for one sample of tspace `signals` (velocity, thrust, brake, current, voltage): the inverse of `parse_datagram`."
+    try: return json.dumps({"data": {field: float(signals[name]) for field, name in BRIDGE_FIELDS.items()}}).encode()
+    except KeyError as e: raise DataError(f"bridge datagram: signal {e.args[0]!r} is missing (need {list(BRIDGE_FIELDS.values())})") from None
+
+# %% ../../nbs/04_conn.udp.ipynb 9
 class UdpGateway:
     "Receives a local CAN bridge's JSON datagrams: yields `('frame', DataFrame)` and `('hmi', status)` events."
     def __init__(self, host: str = "127.0.0.1", port: int = 0, frame_len: int = 30, sample_hz: float = 20.0,

@@ -17,7 +17,7 @@ from ..system.log import get_logger
 log = get_logger(__name__)
 
 # %% auto 0
-__all__ = ['log', 'VirtualVCU', 'sim']
+__all__ = ['log', 'VirtualVCU', 'bridge_sender', 'sim']
 
 # %% ../../nbs/06_sim.ecu.ipynb 4
 class VirtualVCU:
@@ -46,6 +46,7 @@ class VirtualVCU:
         self.start_time = time.time() if start_time is None else float(start_time)
         self.finished = threading.Event()
         self._threads, self._stop = [], threading.Event()
+        self.taps: list = []                   # fn(POSIX s, {signal: value}) called for every published sample
 
     def __repr__(self): return f"VirtualVCU({self.sim.cycle.name!r}, {self.publish_hz:g} Hz, speedup={self.speedup:g}, {dict(self.stats)})"
 
@@ -66,7 +67,9 @@ class VirtualVCU:
         send = self.bus.send
         for t, row in zip(chunk.time_s, chunk.signals.tolist()):
             ts = self.start_time + self._sim_offset + float(t)
-            for msg in self.codec.encode(dict(zip(SIGNALS, row)), counter=self._counter, timestamp=ts): send(msg)
+            values = dict(zip(SIGNALS, row))
+            for msg in self.codec.encode(values, counter=self._counter, timestamp=ts): send(msg)
+            for tap in self.taps: tap(ts, values)
             self._counter += 1
         self.stats["samples"] += len(chunk.time_s)
         return chunk
@@ -177,6 +180,20 @@ class VirtualVCU:
 # %% ../../nbs/06_sim.ecu.ipynb 10
 from fastcore.script import call_parse, Param, store_true
 
+def bridge_sender(address: str):
+    "A VCU tap that sends each sample to `HOST:PORT` as a local CAN bridge does (`conn.udp.bridge_datagram`); `ConfigError` for a bad address."
+    import socket
+    from tspace.conn.udp import bridge_datagram
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--bridge {address!r}: expected HOST:PORT, e.g. 127.0.0.1:8002")
+    sock, dest = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), (host, int(port))
+    def send(t: float, values: dict) -> None:
+        try: sock.sendto(bridge_datagram(values), dest)
+        except OSError as e: raise TspaceConnectionError(f"bridge datagram to {address}: {e}") from e
+    return send
+
+
 @call_parse
 def sim(bus: Param("python-can interface (default: the config's vehicle.can.interface)", str) = None,
         channel: Param("python-can channel (default: the config's vehicle.can.channel)", str) = None,
@@ -186,7 +203,8 @@ def sim(bus: Param("python-can interface (default: the config's vehicle.can.inte
         loop: Param("drive the cycle again and again", store_true) = False,
         config: Param("tspace config file (default: tspace's res/tspace.toml)", str) = None,
         port: Param("UDP port for udp_multicast (default: python-can's)", int) = None,
-        seed: Param("seed of the simulated truck's noise", int) = 0):
+        seed: Param("seed of the simulated truck's noise", int) = 0,
+        bridge: Param("also send every sample as a local CAN bridge's JSON datagram to HOST:PORT (see tspace.conn.udp)", str) = None):
     "Run the virtual VCU: publish the simulated truck's CAN signals and serve torque-map UDS."
     from tspace.config.run import load_config
     from tspace.system.supervisor import Supervisor
@@ -199,6 +217,7 @@ def sim(bus: Param("python-can interface (default: the config's vehicle.can.inte
         cfg = CanConfig.model_validate(cfg.model_dump())
         can_bus = open_bus(cfg)
         vcu = VirtualVCU(can_bus, cfg, cycle=cycle, params=rc.vehicle.physics, seed=seed, speedup=speedup, loop=loop)
+        if bridge is not None: vcu.taps.append(bridge_sender(bridge))
     except (ConfigError, DataError, TspaceConnectionError, FileNotFoundError) as e:
         print(f"tspace sim: {e}", file=sys.stderr); return 2
     sup = Supervisor("tspace-sim")
