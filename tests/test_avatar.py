@@ -98,3 +98,31 @@ def test_failing_worker_stops_the_run_with_exit_1(tmp_path):
 def test_bad_config_exits_2(tmp_path):
     r = subprocess.run(_args(tmp_path, "--interface", "replay"), capture_output=True, text=True, timeout=120, env=_env())
     assert r.returncode == 2 and "vehicle.interface = 'replay'" in r.stderr and "cannot answer an action" in r.stderr
+
+def test_rdpg_run_resumes_and_inference_gets_a_directory_of_its_own(tmp_path):
+    "--agent rdpg trains one episode; --resume continues the same run for one more; --infer drives from its checkpoint without touching it."
+    def run(*more):
+        r = subprocess.run(_args(tmp_path, "--speedup", "50", *more), capture_output=True, text=True, env=_env(), timeout=170)
+        assert r.returncode == 0, r.stderr[-3000:]
+        return r
+    def phases(rd): return [l.split(",")[1] for l in (rd / "drives.csv").read_text().splitlines()[1:]]
+    run("--agent", "rdpg", "--episodes", "1")
+    rd = _run_dir(tmp_path)
+    first = json.loads((rd / "summary.json").read_text())
+    assert first["loop"]["episodes"] == 1 and phases(rd) == ["train 1", "eval stock", "eval agent"]
+    from tspace.agent.dpg import load_agent
+    assert type(load_agent(rd / "checkpoint")).__name__ == "RDPG"
+    run("--agent", "rdpg", "--resume", "--episodes", "1")
+    assert _run_dir(tmp_path) == rd                                   # the same run, continued
+    second = json.loads((rd / "summary.json").read_text())
+    assert second["loop"]["episodes"] == 2 and phases(rd) == ["train 2", "eval stock", "eval agent"]
+    assert _pool_count(tmp_path) == first["records_stored"] + second["records_stored"]
+    kept = {p: p.read_bytes() for p in [rd / "summary.json", rd / "drives.csv", *sorted((rd / "checkpoint").rglob("*"))] if p.is_file()}
+    run("--infer", "--episodes", "1")
+    (inf,) = [d for d in (tmp_path / "data" / "_runs").iterdir() if d != rd]
+    assert "-infer-" in inf.name and phases(inf) == ["infer 1"]
+    assert all(p.read_bytes() == b for p, b in kept.items())          # the training run is untouched
+    third = json.loads((inf / "summary.json").read_text())
+    assert third["agent_from"] == str(rd / "checkpoint") and third["records_stored"] > 0
+    assert not (inf / "checkpoint").exists()                          # inference does not learn, so it saves nothing
+    assert _pool_count(tmp_path) == first["records_stored"] + second["records_stored"] + third["records_stored"]

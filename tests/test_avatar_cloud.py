@@ -57,7 +57,8 @@ def test_run_cloud_end_to_end(tmp_path):
     assert a.shape == (4, 17) and np.all(np.abs(a) <= 1)
     assert time.monotonic() - t0 < 90
 
-def test_kvaser_interface_is_refused_with_a_reason(tmp_path):
+def test_kvaser_interface_without_a_driver_hmi_is_refused_with_a_reason(tmp_path):
+    "--interface kvaser on the default config (hmi.kind = sim): a truck tspace does not simulate needs its driver's HMI."
     r = subprocess.run([TSPACE, "run", "--interface", "kvaser", "--data", str(tmp_path / "data"), "--quiet"],
                        capture_output=True, text=True, env=_env(), timeout=120)
-    assert r.returncode == 2 and "vehicle.interface = 'kvaser'" in r.stderr and "HMI source" in r.stderr, r.stderr[-2000:]
+    assert r.returncode == 2 and "hmi.kind = 'sim' with vehicle.interface = 'kvaser'" in r.stderr and "set hmi.kind" in r.stderr, r.stderr[-2000:]

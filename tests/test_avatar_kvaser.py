@@ -140,3 +140,36 @@ def test_kvaser_with_no_broker_exits_2_naming_it(tmp_path):
     r = subprocess.run([TSPACE, "run", "--config", str(cfg_path), "--data", str(tmp_path / "data"), "--quiet"],
                        capture_output=True, text=True, timeout=120, env=clean_env())
     assert r.returncode == 2 and f"MQTT broker 127.0.0.1:{port}" in r.stderr, r.stderr[-2000:]
+
+
+def test_inference_with_a_dummy_hmi_acts_and_flashes_until_sigterm(tmp_path):
+    "--infer with hmi.kind = dummy: the agent of a checkpoint acts on the truck's frames and its rows reach the VCU; SIGTERM ends it."
+    from tspace.config.run import load_config
+    from tspace.agent.dpg import make_agent
+    group = f"239.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(1, 254)}"
+    port = random.randint(20000, 60000)
+    cfg_path = _config(tmp_path, group, port, 1883, hmi_kind="dummy")
+    cfg = load_config(str(cfg_path))
+    make_agent(cfg.observation_meta(), cfg.agent).save(tmp_path / "agent")
+    truck = subprocess.Popen([TSPACE, "sim", "--bus", "udp_multicast", "--channel", group, "--port", str(port), "--cycle", "triangle",
+                              "--speedup", "2", "--loop"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean_env())
+    err = tmp_path / "run.stderr"
+    try:
+        with open(err, "w") as fe:
+            run = subprocess.Popen([TSPACE, "run", "--config", str(cfg_path), "--data", str(tmp_path / "data"), "--quiet", "--infer",
+                                    "--checkpoint", str(tmp_path / "agent")], stdout=subprocess.PIPE, stderr=fe, text=True, env=clean_env())
+            _wait_for(err, r"episodes from the dummy HMI", run)
+            time.sleep(6.0)
+            assert run.poll() is None, err.read_text()[-3000:]
+            t = time.monotonic()
+            run.send_signal(signal.SIGTERM)
+            run.communicate(timeout=30)
+            took = time.monotonic() - t
+    finally:
+        truck.send_signal(signal.SIGTERM)
+        truck_out, _ = truck.communicate(timeout=15)
+    assert run.returncode == 0 and took < 5.0, (run.returncode, took, err.read_text()[-3000:])
+    (rd,) = list((tmp_path / "data" / "_runs").iterdir())
+    summary = json.loads((rd / "summary.json").read_text())
+    assert summary["flash"]["written"] >= 1 and summary["records_stored"] == 0, summary["flash"]
+    assert int(re.search(r"(\d+) write\(s\)", truck_out).group(1)) >= 1, truck_out[-500:]

@@ -463,7 +463,8 @@ class EnvScorer:
 from .config.storage import HMIConfig
 
 def open_hmi_source(hmi: HMIConfig, vehicle_id: str, frame_len: int = 30, sample_hz: float = 20.0):
-    "The driver's episode control for a truck tspace does not simulate: an `MqttHMI` (connected) or a `UdpGateway` (bound)."
+    "The driver's episode control for a truck tspace does not simulate: an `MqttHMI` (connected), a `UdpGateway` (bound), or None (`dummy`)."
+    if hmi.kind == "dummy": return None        # inference only: the agent acts and flashes in one endless episode, never stored
     if hmi.kind == "mqtt":
         from tspace.conn.mqtt import MqttHMI
         return MqttHMI(hmi, vehicle_id).connect()
@@ -472,7 +473,7 @@ def open_hmi_source(hmi: HMIConfig, vehicle_id: str, frame_len: int = 30, sample
         # the driver may pause for as long as they like between episodes: silence is no error here
         return UdpGateway(hmi.host, hmi.resolved_port, frame_len, sample_hz, timeout_s=math.inf)
     raise ConfigError(f"hmi.kind = {hmi.kind!r}: the episodes of a truck tspace does not simulate come from its driver's HMI; "
-                      f"set hmi.kind = 'udp' or 'mqtt'")
+                      f"set hmi.kind = 'udp' or 'mqtt' ('dummy' with --infer only)")
 
 class ExternalVehicle:
     "A truck tspace does not simulate (interface `kvaser` or `udp`): episodes from the driver's HMI (UDP or MQTT), rows flashed over UDS."
@@ -500,6 +501,9 @@ class ExternalVehicle:
 
     def hmi_loop(self, stop: threading.Event) -> None:
         "Worker: the driver's statuses -> the Cruncher's event queue; an `exit` from the driver ends the run."
+        if self.hmi is None:                   # dummy: one endless episode, so that the agent acts; never stored
+            self.events.put(("begin", None)); self.began = time.monotonic()
+            stop.wait(); return                # the run ends on SIGINT/SIGTERM
         for status, at in self._statuses(stop):
             self.counts[status] += 1
             if status == "begin": self.began = time.monotonic()
@@ -516,8 +520,10 @@ class ExternalVehicle:
     def progress(self) -> tuple[float, float]:
         "(s since the episode in progress began, 0: no known end)."
         return (0.0 if self.began is None else time.monotonic() - self.began), 0.0
-    def closers(self) -> list: return [("HMI source", self.hmi.close)]
-    def stats(self) -> dict: return {"hmi": self.kind, **dict(self.counts), **{f"source_{k}": v for k, v in self.hmi.stats.items()}}
+    def closers(self) -> list: return [] if self.hmi is None else [("HMI source", self.hmi.close)]
+    def stats(self) -> dict:
+        src = {} if self.hmi is None else {f"source_{k}": v for k, v in self.hmi.stats.items()}
+        return {"hmi": self.kind, **dict(self.counts), **src}
 
 
 # %% ../nbs/00_avatar.ipynb 31
@@ -693,19 +699,29 @@ class Avatar:
         self.result: dict[str, Any] = {}
         self.exit_code: int | None = None
 
-    def _pick_run_dir(self) -> Path:
+    def latest_run(self, holding: str) -> Path | None:
+        "The newest run directory under `DATA/_runs` that holds `holding` (`checkpoint` or `state`), or None."
         runs = self.data / "_runs"
-        old = sorted(p for p in runs.glob("*") if p.is_dir()) if runs.exists() else []
-        if (self.resume or self.infer) and old: return old[-1]
-        if self.infer: return runs / f"{time.strftime('%Y%m%d-%H%M%S')}-infer"
-        return runs / f"{time.strftime('%Y%m%d-%H%M%S')}-{self.cfg.agent.kind}-{uuid.uuid4().hex[:4]}"
+        old = sorted(p for p in runs.glob("*") if (p / holding).exists()) if runs.exists() else []
+        return old[-1] if old else None
+
+    def _pick_run_dir(self) -> Path:
+        "`--resume`: the newest run with a loop state; otherwise a new directory (an inference run never writes into a training run's)."
+        runs, stamp = self.data / "_runs", time.strftime('%Y%m%d-%H%M%S')
+        if self.resume and (last := self.latest_run("state")) is not None: return last
+        if self.infer: return runs / f"{stamp}-infer-{uuid.uuid4().hex[:4]}"
+        return runs / f"{stamp}-{self.cfg.agent.kind}-{uuid.uuid4().hex[:4]}"
 
     # --- building ---
     def _make_agent(self):
         from tspace.agent.dpg import make_agent, load_agent
         if self.infer:
-            ck = self.checkpoint or self.run_dir / "checkpoint"
-            if not Path(ck).exists(): raise ConfigError(f"--infer: no checkpoint at {str(ck)!r}; train first or pass --checkpoint")
+            last = self.latest_run("checkpoint")
+            ck = self.checkpoint or (last / "checkpoint" if last is not None else None)
+            if ck is None or not Path(ck).exists():
+                raise ConfigError(f"--infer: no checkpoint at {str(ck or self.data / '_runs' / '*' / 'checkpoint')!r}; train first or pass --checkpoint")
+            log.info("inference with the agent of %s", ck)
+            self.result["agent_from"] = str(ck)
             return load_agent(ck)
         agent = make_agent(self.meta, self.cfg.agent)
         if self.checkpoint is not None: agent.load(self.checkpoint)
@@ -761,9 +777,10 @@ class Avatar:
             raise ConfigError(f"hmi.kind = {cfg.hmi.kind!r} with vehicle.interface = 'udp': a CAN bridge sends the signals and the "
                               f"driver's statuses on one socket; set hmi.kind = 'udp' (and hmi.host/hmi.port to where the bridge sends)")
         if v.interface in ("kvaser", "udp"):
-            if cfg.hmi.kind not in ("udp", "mqtt"):
-                raise ConfigError(f"hmi.kind = {cfg.hmi.kind!r} with vehicle.interface = 'kvaser': the episodes of a truck tspace does not "
-                                  f"simulate come from its driver's HMI; set hmi.kind = 'udp' or 'mqtt'")
+            if cfg.hmi.kind not in ("udp", "mqtt") and not (cfg.hmi.kind == "dummy" and self.infer):
+                raise ConfigError(f"hmi.kind = {cfg.hmi.kind!r} with vehicle.interface = {v.interface!r}: the episodes of a truck tspace does "
+                                  f"not simulate come from its driver's HMI; set hmi.kind = 'udp' or 'mqtt' ('dummy': inference only, "
+                                  f"with --infer)")
         elif v.interface not in ("sim", "cloud"):
             raise ConfigError(f"vehicle.interface = {v.interface!r}: `tspace run` learns online from the simulated truck on CAN ('sim'), "
                               f"behind its telematics box ('cloud'), or from a truck on vehicle.can ('kvaser') or behind a CAN bridge "
