@@ -90,3 +90,36 @@ def test_pool_info_counts_records_per_vehicle_driver_and_episode(tmp_path):
     assert "8 records in 2 episodes" in r.stdout and "yard-truck-3" in r.stdout and "night-shift" in r.stdout
     r = tspace_cli("pool", "info", str(tmp_path / "no-pool"))
     assert r.returncode == 2 and "no pool there" in r.stderr
+
+
+def test_train_offline_from_a_pool_then_infer_from_its_checkpoint(tmp_path):
+    "tspace train learns from a pool written here and saves a checkpoint that loads and acts; bad input exits 2."
+    import numpy as np, pandas as pd
+    from tspace.data.core import field_truck_meta, records_from_arrays
+    from tspace.storage.pool.parquet import ParquetPool
+    from tspace.agent.dpg import load_agent
+    meta = field_truck_meta(vehicle="yard-truck-3", driver="night-shift")
+    rng = np.random.default_rng(7)
+    with ParquetPool(str(tmp_path / "pool"), meta) as pool:
+        for e in range(2):
+            t0, n = pd.Timestamp("2026-06-01T08:00:00Z") + pd.Timedelta(hours=e), 10
+            s = rng.uniform(0, 1, size=(n + 1, *meta.state.shape))
+            pool.append_episode(records_from_arrays(meta, timestamp=t0 + pd.to_timedelta(1.5 * np.arange(1, n + 1), unit="s"),
+                                                    episode_start=t0, step=np.arange(n), state=s[:-1],
+                                                    action=rng.uniform(-1, 1, size=(n, *meta.action.shape)), reward=-rng.uniform(1, 2, n),
+                                                    next_state=s[1:], terminal=np.arange(n) == n - 1))
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text("[agent]\nhidden_units = [16, 16]\nbatch_size = 8\n")
+    r = subprocess.run([TSPACE, "train", "--data", str(tmp_path / "pool"), "--config", str(cfg), "--updates", "15"],
+                       capture_output=True, text=True, env=clean_env(), timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "learned from 20 record(s) in 2 episode(s)" in r.stdout and "15 update(s)" in r.stdout, r.stdout
+    ck = r.stdout.split("checkpoint: ")[1].strip()
+    assert "/pool/_runs/" in ck and "-offline-ddpg-" in ck
+    agent = load_agent(ck)
+    assert agent.updates == 15 and agent.act(np.zeros((30, 3), np.float32), explore=False).shape == (4, 17)
+    r = subprocess.run([TSPACE, "train", "--data", str(tmp_path / "pool"), "--config", str(cfg), "--vehicle", "nobody"],
+                       capture_output=True, text=True, env=clean_env(), timeout=120)
+    assert r.returncode == 2 and "no stored episode of vehicle 'nobody'" in r.stderr, r.stderr[-2000:]
+    r = subprocess.run([TSPACE, "train", "--data", str(tmp_path / "none")], capture_output=True, text=True, env=clean_env(), timeout=120)
+    assert r.returncode == 2 and "no pool there" in r.stderr, r.stderr[-2000:]

@@ -48,6 +48,7 @@ COMMANDS = {
     ("sim",): sim,
     ("replay",): "tspace.conn.can:replay",
     ("pool", "info"): "tspace.storage.pool.parquet:pool_info_cli",
+    ("train",): "tspace.loop.offline:train",
 }
 "Sub-commands: the words that select them, and the function (or `'module:function'`) that runs them."
 
