@@ -123,3 +123,37 @@ def test_train_offline_from_a_pool_then_infer_from_its_checkpoint(tmp_path):
     assert r.returncode == 2 and "no stored episode of vehicle 'nobody'" in r.stderr, r.stderr[-2000:]
     r = subprocess.run([TSPACE, "train", "--data", str(tmp_path / "none")], capture_output=True, text=True, env=clean_env(), timeout=120)
     assert r.returncode == 2 and "no pool there" in r.stderr, r.stderr[-2000:]
+
+
+def test_replay_stores_a_recorded_drive_that_tspace_train_learns_from(tmp_path):
+    "A CAN log written here from the simulator -> tspace replay --pool -> one episode of stock-map records -> tspace train."
+    import can, numpy as np, pandas as pd
+    from tspace.conn.can import CanConfig, SignalCodec
+    from tspace.sim.truck import TruckSim, SIGNALS
+    from tspace.storage.pool.parquet import ParquetPool
+    codec = SignalCodec.from_config(CanConfig())
+    sim = TruckSim("triangle", sample_hz=50.0, seed=0)
+    ch = sim.run(900)                                                     # 18 s of the triangle at 50 Hz
+    t0 = pd.Timestamp("2026-06-01T08:00:00Z").timestamp()
+    log = tmp_path / "drive.blf"
+    with can.Logger(str(log)) as w:
+        for k, (t, row) in enumerate(zip(ch.time_s, ch.signals.tolist())):
+            for msg in codec.encode(dict(zip(SIGNALS, row)), counter=k, timestamp=t0 + float(t)): w.on_message_received(msg)
+    r = subprocess.run([TSPACE, "replay", str(log), "--pool", str(tmp_path / "pool")], capture_output=True, text=True,
+                       env=clean_env(), timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    n_frames = int(r.stdout.split(" frame(s)")[0].split()[-1])
+    recs = ParquetPool(str(tmp_path / "pool")).query()
+    assert n_frames >= 10 and len(recs) == n_frames - 1 and f"stored {n_frames - 1} record(s)" in r.stdout, r.stdout
+    assert recs.vehicle.unique().tolist() == [RunConfig().vehicle.id] and recs.terminal.sum() == 1
+    assert all(np.all(a == 0) for a in recs.action)                      # recorded on the truck's own map
+    # the stored energy is what the simulator spent over the frames the transitions end in (20 Hz grid, 1.5 s frames)
+    first = recs.index[0].tz_convert("UTC").timestamp() - t0             # end of the first transition's first frame
+    window = (ch.time_s > first) & (ch.time_s <= first + 1.5 * len(recs))
+    sim_wh = float(np.sum(ch.signals[window, 3] * ch.signals[window, 4])) / 50.0 / 3600.0
+    assert sim_wh > 1.0 and np.isclose(-recs.reward.sum(), sim_wh, rtol=0.03), (-recs.reward.sum(), sim_wh)
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text("[agent]\nhidden_units = [16, 16]\nbatch_size = 4\n")
+    r = subprocess.run([TSPACE, "train", "--data", str(tmp_path / "pool"), "--config", str(cfg), "--updates", "5"],
+                       capture_output=True, text=True, env=clean_env(), timeout=120)
+    assert r.returncode == 0 and f"learned from {len(recs)} record(s) in 1 episode(s)" in r.stdout, (r.stdout, r.stderr[-2000:])

@@ -784,7 +784,8 @@ class Avatar:
         elif v.interface not in ("sim", "cloud"):
             raise ConfigError(f"vehicle.interface = {v.interface!r}: `tspace run` learns online from the simulated truck on CAN ('sim'), "
                               f"behind its telematics box ('cloud'), or from a truck on vehicle.can ('kvaser') or behind a CAN bridge "
-                              f"('udp'); a log ('replay') cannot answer an action: read it with `tspace replay`, or train offline from a pool with `tspace train`")
+                              f"('udp'); a log ('replay') cannot answer an action: store it with `tspace replay LOG --pool DIR` and train offline with "
+                              f"`tspace train --data DIR`")
         elif cfg.hmi.kind not in ("sim", "dummy"):
             raise ConfigError(f"hmi.kind = {cfg.hmi.kind!r}: with the simulated truck the episodes come from the drive cycles; use 'sim' (or 'dummy')")
         self.run_dir.mkdir(parents=True, exist_ok=True)

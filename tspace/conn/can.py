@@ -353,15 +353,15 @@ def replay(log_file: Param("CAN log: .asc, .blf, .log (candump), .csv, ... (pyth
            config: Param("tspace config file whose vehicle.can section gives the DBC and signal names", str) = None,
            frame_len: Param("samples per frame (default: the config's field frame)", int) = None,
            sample_hz: Param("sample rate, Hz (default: the config's field frame)", float) = None,
-           out: Param("write all frames to this .csv or .parquet file", str) = None):
-    "Replay a recorded CAN log through the DBC into state frames; print counters (and the frames, or write them with --out)."
+           out: Param("write all frames to this .csv or .parquet file", str) = None,
+           pool: Param("store the drive as one episode of records (the config's vehicle, driver and site) in this pool folder", str) = None):
+    "Replay a recorded CAN log through the DBC into state frames; print counters (and the frames, or write them with --out, or store them with --pool)."
     from tspace.config.vehicle import VehicleConfig
     try:
+        from tspace.config.run import load_config
         cfg, vframe = CanConfig(), VehicleConfig().field_frame
-        if config is not None:
-            from tspace.config.run import load_config
-            rc = load_config(config); vframe = rc.vehicle.field_frame
-            cfg = getattr(rc.vehicle, "can", cfg)
+        rc = load_config(config)
+        if config is not None: vframe, cfg = rc.vehicle.field_frame, getattr(rc.vehicle, "can", cfg)
         if dbc is not None: cfg = cfg.model_copy(update=dict(dbc=dbc))
         dec = CanFrameDecoder.from_config(cfg, frame_len or vframe.frame_len, sample_hz or vframe.sample_hz)
         frames = list(replay_frames(log_file, decoder=dec))
@@ -369,6 +369,21 @@ def replay(log_file: Param("CAN log: .asc, .blf, .log (candump), .csv, ... (pyth
         print(f"tspace replay: {e}", file=sys.stderr); return 2
     counts = {k: v for k, v in sorted(dec.stats.items())}
     print(f"{log_file}: {len(frames)} frame(s); " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+    if pool is not None:
+        from tspace.data.core import ObservationMeta
+        from tspace.dataflow.cruncher import store_recorded_drive
+        from tspace.storage.pool.parquet import ParquetPool
+        from tspace.system.errors import DataError, StorageError
+        m = rc.observation_meta()
+        meta = ObservationMeta.model_validate({**m.model_dump(), "state": {**m.state.model_dump(), "frame_len": dec.assembler.frame_len,
+                                                                          "sample_hz": dec.assembler.sample_hz}})
+        try:
+            with ParquetPool(pool, meta) as p: stored = store_recorded_drive(frames, meta, p, name=Path(log_file).name)
+        except (DataError, StorageError) as e:
+            print(f"tspace replay: {e}", file=sys.stderr); return 2
+        print(f"stored {stored['records_stored']} record(s) of {meta.vehicle}/{meta.driver} in {pool} "
+              f"(bad frames {stored['bad_frames']}, gaps {stored['gaps']})")
+        return 0
     if frames:
         df = pd.concat(frames)
         if out is None: print(df.to_string(max_rows=20))

@@ -21,7 +21,7 @@ from .pipeline import (BlockingQueue, QueueClosed, HMIEvent, HMIMessage, as_hmi_
                                       FlashRequest, FlashReport, _Throttle)
 
 # %% auto 0
-__all__ = ['log', 'CheckedFrame', 'frame_mid_ns', 'check_frame', 'Cruncher']
+__all__ = ['log', 'CheckedFrame', 'frame_mid_ns', 'check_frame', 'Cruncher', 'StockMap', 'store_recorded_drive']
 
 # %% ../../nbs/08_dataflow.cruncher.ipynb 5
 log = get_logger(__name__)
@@ -447,3 +447,21 @@ def _event_in_order(self: Cruncher, stamp: int, item, frames) -> None:
         self.process(f)
     self.handle(msg)
     if held is not None: self.process(held)
+
+# %% ../../nbs/08_dataflow.cruncher.ipynb 54
+class StockMap:
+    "The policy of a drive recorded on the truck's own map: always the zero action (no row lowered)."
+    def __init__(self, shape): self.zero = np.zeros(shape, np.float32)
+    def act(self, obs) -> np.ndarray: return self.zero
+
+def store_recorded_drive(frames, meta: ObservationMeta, pool, name: str = "recorded drive") -> dict:
+    "Store the state frames of a recorded drive as one episode of `meta` in `pool`, with the zero action; the Cruncher's counters."
+    cr = Cruncher(meta, StockMap(meta.action.shape), pool, name=name, reset_on_begin=False)
+    begun = False
+    for f in frames:
+        if not begun: cr.handle("begin", f.index[0]); begun = True
+        cr.process(f)
+    if not begun: raise DataError(f"{name}: no state frame to store")
+    cr.handle("end_valid")
+    cr.flush()
+    return dict(cr.counts)
