@@ -23,8 +23,8 @@ def drive(cycle, table, seed, params, driver, stock):
 def best_static_map(cycle, seed, cfg):
     "Search: all rows lowered by f*budget, or a band of `rows` rows starting at each row lowered by f*budget; feasible = distance within 2 %, RMSE within stock + 1 km/h."
     from tspace.sim.truck import TorqueMap
-    v = cfg.vehicle; tm = v.torque_map
-    stock = TorqueMap(tm.load(), tm.speed_scales, tm.pedal_scales)
+    v = cfg.vehicle
+    stock = TorqueMap.from_config(v.torque_map)
     base = np.asarray(stock.table); budget = v.action.budget_nm; k = v.action.rows
     ref = drive(cycle, base, seed, v.physics, cfg.driver.behaviour, stock)
     cands = [("all rows", f, 0, base.shape[0]) for f in (0.25, 0.5, 0.75, 1.0)]

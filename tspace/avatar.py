@@ -122,8 +122,7 @@ class SimulatedVehicle:
 
     def __init__(self, vehicle_cfg, driver_params, events, speedup: float = DEFAULT_SPEEDUP):
         from tspace.sim.truck import TorqueMap
-        tm = vehicle_cfg.torque_map
-        self.stock = TorqueMap(tm.load(), tm.speed_scales, tm.pedal_scales)
+        self.stock = TorqueMap.from_config(vehicle_cfg.torque_map)
         self.params, self.driver, self.events, self.speedup = vehicle_cfg.physics, driver_params, events, float(speedup)
         self.requests: queue.Queue[DriveRequest] = queue.Queue()
         self.frame_s = 1.5                     # duration of one state frame (set by the avatar)
@@ -481,8 +480,7 @@ class ExternalVehicle:
 
     def __init__(self, vehicle_cfg, hmi_cfg: HMIConfig, events, on_exit=None, on_frame=None):
         from tspace.sim.truck import TorqueMap
-        tm = vehicle_cfg.torque_map
-        self.stock = TorqueMap(tm.load(), tm.speed_scales, tm.pedal_scales)
+        self.stock = TorqueMap.from_config(vehicle_cfg.torque_map)
         self.events, self.on_exit, self.on_frame = events, on_exit, on_frame   # on_frame: where a bridge's frames go (interface udp)
         self.frame_s = vehicle_cfg.frame.frame_len / vehicle_cfg.frame.sample_hz
         self.last_frame_end = 0.0              # POSIX s of the last frame handed to the Cruncher (set by the frames pump)
@@ -527,7 +525,7 @@ class ExternalVehicle:
 
 
 # %% ../nbs/00_avatar.ipynb 31
-from .conn.uds import IsoTpLink, TorqueMapClient
+from .conn.uds import TorqueMapClient
 
 class BridgeInterface:
     "Interface `udp`: state frames from a local CAN bridge (handed in with `put_frame`), torque rows flashed over UDS on `vehicle.can`."
@@ -535,8 +533,8 @@ class BridgeInterface:
         from tspace.conn.can import open_bus
         self.cfg = can_cfg
         self.bus = open_bus(can_cfg)
-        self.link = IsoTpLink(self.bus, txid=can_cfg.uds_tx_id, rxid=can_cfg.uds_rx_id)
-        self.client = TorqueMapClient(self.link, timeout_s=can_cfg.uds_timeout_s, retries=can_cfg.flash_retries)
+        self.client = TorqueMapClient.on_bus(self.bus, can_cfg)
+        self.link = self.client.link
         self._frames = DropOldestQueue(queue_frames, name="bridge frames")
         self.stats = Counter()
 

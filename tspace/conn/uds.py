@@ -137,6 +137,11 @@ class TorqueMapClient:
         self.stats = {"requests": 0, "timeouts": 0, "busy": 0, "refused": 0}
         self._open = False
 
+    @classmethod
+    def on_bus(cls, bus, cfg) -> "TorqueMapClient":
+        "The tester's client on `bus` that someone else reads (feed `client.link` the frames of `cfg.uds_rx_id`), as `cfg` (a `CanConfig`) sets it up."
+        return cls(IsoTpLink(bus, txid=cfg.uds_tx_id, rxid=cfg.uds_rx_id), timeout_s=cfg.uds_timeout_s, retries=cfg.flash_retries)
+
     def open(self) -> "TorqueMapClient":
         if not self._open: self.client.open(); self._open = True
         return self

@@ -9,7 +9,7 @@ from collections import deque
 import numpy as np
 import pandas as pd
 from ..conn.can import CanConfig, CanFrameDecoder, open_bus
-from ..conn.uds import IsoTpLink, TorqueMapClient
+from ..conn.uds import TorqueMapClient
 from ..system.errors import TspaceConnectionError
 from ..system.log import get_logger
 
@@ -47,8 +47,8 @@ class KvaserCAN:
         "Open the bus (unless one was given) and the UDS link; call `run(stop)` in a thread, or use `start`."
         if self.bus is None: self.bus = open_bus(self.cfg)
         if self.link is None:
-            self.link = IsoTpLink(self.bus, txid=self.cfg.uds_tx_id, rxid=self.cfg.uds_rx_id)   # the client starts it
-            self.client = TorqueMapClient(self.link, timeout_s=self.cfg.uds_timeout_s, retries=self.cfg.flash_retries)
+            self.client = TorqueMapClient.on_bus(self.bus, self.cfg)   # the client starts the link
+            self.link = self.client.link
         return self
 
     def start(self) -> "KvaserCAN":

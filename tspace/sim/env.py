@@ -60,9 +60,7 @@ class TruckEnergyEnv(gym.Env):
     def from_vehicle(cls, vehicle, cycle=TRAIN_CYCLES, driver: DriverModelParams | None = None,
                      speed_penalty: float = 0.5) -> "TruckEnergyEnv":
         "The environment of a `config.vehicle.VehicleConfig`: its physics, stock torque map, frame and action spec."
-        tm = vehicle.torque_map
-        return cls(cycle, params=vehicle.physics, driver=driver,
-                   torque_map=TorqueMap(tm.load(), tm.speed_scales, tm.pedal_scales),
+        return cls(cycle, params=vehicle.physics, driver=driver, torque_map=TorqueMap.from_config(vehicle.torque_map),
                    state_spec=vehicle.state_spec(), action_spec=vehicle.action_spec(), speed_penalty=speed_penalty)
 
     @property

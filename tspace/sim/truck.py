@@ -53,6 +53,11 @@ class TorqueMap:
         "The stock map shipped in `res/torque_map_default.csv`."
         return cls.from_csv(resource_path("torque_map_default.csv"))
 
+    @classmethod
+    def from_config(cls, cfg) -> "TorqueMap":
+        "The stock map a `config.vehicle.TorqueMapConfig` describes: its table on its speed and pedal scales."
+        return cls(cfg.load(), cfg.speed_scales, cfg.pedal_scales)
+
     def to_frame(self) -> pd.DataFrame:
         df = pd.DataFrame(self.table, columns=[repr(float(p)) for p in self.pedal])
         df.insert(0, "speed_kmh", self.speed_kmh)
