@@ -385,8 +385,8 @@ class DPGAgent:
         return n
 
     # --- learning ---
-    def learn(self, data=None) -> dict[str, float]:
-        "One update on a batch dict; or observe an episode (DataFrame, list) and do `updates_per_step` updates per new step; or one update from the buffer."
+    def learn(self, data=None, stop=None) -> dict[str, float]:
+        "One update on a batch dict; or observe an episode (DataFrame, list) and do `updates_per_step` updates per new step (until `stop`, an Event, is set); or one update from the buffer."
         if isinstance(data, dict):
             return self._finish([self._update(check_batch(self.spec, data, episodes=self.buffer_items == "episodes"))])
         if data is None:
@@ -400,7 +400,11 @@ class DPGAgent:
         self._credit += n * self.options["updates_per_step"]
         k = int(self._credit)
         self._credit -= k
-        return self._finish([self._update(self._sample()) for _ in range(k)])
+        results = []
+        for _ in range(k):
+            if stop is not None and stop.is_set(): break      # a stopping run must not wait for the rest of the updates
+            results.append(self._update(self._sample()))
+        return self._finish(results)
 
     _LOSS_KEYS: ClassVar[tuple[str, ...]] = ("critic_loss", "actor_loss", "q_mean")
 
