@@ -156,10 +156,10 @@ class RDPG(KerasAgent):
         self._soft_update()
 
     # --- the contract ---
-    def learn(self, data=None) -> dict[str, float]:
-        "A padded episode batch (with `mask`): one update on it. One episode (dict with `r` of shape `(n,)`, a record DataFrame, or a list): observed, then `updates_per_step` updates per new step. Nothing: one update from the buffer."
+    def learn(self, data=None, stop=None) -> dict[str, float]:
+        "A padded episode batch (with `mask`): one update on it. One episode (dict with `r` of shape `(n,)`, a record DataFrame, or a list): observed, then `updates_per_step` updates per new step (until `stop` is set). Nothing: one update from the buffer."
         if isinstance(data, dict) and "mask" not in data and np.ndim(data.get("r")) == 1: data = [data]
-        return super().learn(data)
+        return super().learn(data, stop)
 
     def td_targets(self, batch: dict) -> np.ndarray:
         "The targets `y (B, T)` of a padded episode batch, as the next update would compute them."
