@@ -11,7 +11,8 @@ import argparse, math, sys, tempfile, time
 import numpy as np
 
 def drive(cycle, table, seed, params, driver, stock):
-    from tspace.sim.truck import TruckSim, TorqueMap
+    from tspace.data.torquemap import TorqueMap
+    from tspace.sim.truck import TruckSim
     sim = TruckSim(cycle, params, driver, stock, sample_hz=50.0, seed=seed)
     sim.set_map(TorqueMap(table, stock.speed_kmh, stock.pedal))
     e = d = sq = 0.0; n = 0
@@ -22,7 +23,7 @@ def drive(cycle, table, seed, params, driver, stock):
 
 def best_static_map(cycle, seed, cfg):
     "Search: all rows lowered by f*budget, or a band of `rows` rows starting at each row lowered by f*budget; feasible = distance within 2 %, RMSE within stock + 1 km/h."
-    from tspace.sim.truck import TorqueMap
+    from tspace.data.torquemap import TorqueMap
     v = cfg.vehicle
     stock = TorqueMap.from_config(v.torque_map)
     base = np.asarray(stock.table); budget = v.action.budget_nm; k = v.action.rows

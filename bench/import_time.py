@@ -17,6 +17,6 @@ def best_of(code: str, n: int = 5) -> float:
 
 if __name__ == "__main__":
     base = best_of("pass")
-    for stmt in ("import tspace", "import tspace.config.run", "import tspace.cli"):
+    for stmt in ("import tspace", "import tspace.config.run", "import tspace.cli.main"):
         t = best_of(stmt)
         print(f"{stmt:<28} {t:6.3f} s   ({t / base:5.1f} x a bare interpreter start of {base:.3f} s)")

@@ -59,7 +59,8 @@ def evaluate(agent, seed: int, episodes: int) -> float:
 
 
 def train(kind: str, seed: int, steps: int, warmup: int, eval_episodes: int) -> dict:
-    from tspace.agent.dpg import make_agent, AgentSpec
+    from tspace.agent.dpg import make_agent
+    from tspace.agent.spec import AgentSpec
     from tspace.config.agent import AgentConfig
     env = make_env()
     spec = AgentSpec.from_spaces(env.observation_space, env.action_space, name="Pendulum-v1 without velocity")

@@ -7,6 +7,14 @@ from pathlib import Path
 import pytest
 
 
+def wait_until(condition, timeout: float = 10.0, what: str = "the condition") -> None:
+    "Return as soon as `condition()` is true; fail the test naming `what` after `timeout` s."
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline: pytest.fail(f"{what} did not happen within {timeout:g} s", pytrace=False)
+        time.sleep(0.01)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

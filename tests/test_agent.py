@@ -1,18 +1,18 @@
 """Agent checkpoints survive a kill (SIGKILL: no clean-up code runs) at every stage of a save.
 
-`DPGAgent.save` writes through `tspace.agent.dpg.checkpoint_writer`; these tests kill a process inside that
-writer, without TensorFlow, so they stay fast. The agents' own save/load tests live in the 07_agent notebooks.
+`DPGAgent.save` writes through `tspace.agent.checkpoint.checkpoint_writer`; these tests kill a process inside that
+writer, without TensorFlow, so they stay fast. The agents' own save/load tests live in the 06_agent notebooks.
 """
 import signal, subprocess, sys, textwrap
 
 import pytest
 
-from tspace.agent.dpg import checkpoint_dir, checkpoint_writer
+from tspace.agent.checkpoint import checkpoint_dir, checkpoint_writer
 
 CHILD = textwrap.dedent("""
     import os, signal, sys, time
     from pathlib import Path
-    from tspace.agent import dpg
+    from tspace.agent import checkpoint
     root, stage = Path(sys.argv[1]), sys.argv[2]
     die = lambda: os.kill(os.getpid(), signal.SIGKILL)
     if stage == "renamed":      # the new checkpoint directory is in place, CURRENT still names the old one
@@ -23,7 +23,7 @@ CHILD = textwrap.dedent("""
         os.rename = rename
     if stage == "pointer":      # the new CURRENT is written to a temporary file, not yet renamed over the old one
         os.replace = lambda a, b: die()
-    with dpg.checkpoint_writer(root) as d:
+    with checkpoint.checkpoint_writer(root) as d:
         (d / "x.txt").write_text("two")
         if stage == "writing":  # killed from outside while files are being written
             (d / "weights.bin").write_bytes(b"0" * 100_000)

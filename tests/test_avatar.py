@@ -1,5 +1,5 @@
 "`tspace run` end to end in a subprocess: a short training run, a SIGTERM mid-episode, a worker that fails."
-import json, math, re, signal, subprocess, time
+import json, math, re, signal, subprocess, sys, time
 from pathlib import Path
 
 import numpy as np
@@ -68,13 +68,13 @@ def test_run_end_to_end(tmp_path):
 def test_sigterm_mid_episode_stores_completed_episodes(tmp_path):
     err = tmp_path / "stderr.txt"
     with open(err, "w") as fe:
-        p = subprocess.Popen(_args(tmp_path, "--episodes", "5", "--speedup", "2"), stdout=subprocess.PIPE, stderr=fe, text=True, env=_env())
-        def second_drive_begun():      # the first episode is stored and the next one has begun
+        args = [a for a in _args(tmp_path, "--episodes", "5", "--speedup", "2") if a != "--quiet"]   # the progress lines tell where the drive is
+        p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=fe, text=True, env=_env())
+        def inside_second_drive():     # the first episode is stored and the second drive is a quarter done
             text = err.read_text()
-            return "stored:" in text and "episode begins" in text.split("stored:")[-1]
+            return "stored:" in text and "[train 2] triangle  25%" in text.split("stored:")[-1]
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and p.poll() is None and not second_drive_begun(): time.sleep(0.2)
-        time.sleep(3.0)                                  # well inside the second drive (11 s each at speedup 2)
+        while time.monotonic() < deadline and p.poll() is None and not inside_second_drive(): time.sleep(0.2)
         assert p.poll() is None, err.read_text()[-3000:]
         t = time.monotonic()
         p.send_signal(signal.SIGTERM)
@@ -88,10 +88,31 @@ def test_sigterm_mid_episode_stores_completed_episodes(tmp_path):
     assert _pool_count(tmp_path) == sum(stored)
     assert (_run_dir(tmp_path) / "checkpoint").exists()
 
+FAILING_FLASH = """
+import sys
+from tspace.avatar import Avatar
+from tspace.config.run import load_config
+from tspace.system.errors import TspaceError
+class InjectedFault(TspaceError): pass
+def wrap(name, fn):
+    if name != "flash": return fn
+    flash = fn.__self__                         # the FlashPath: its first write goes out, then it fails
+    real = flash.write
+    def write(req):
+        real(req)
+        raise InjectedFault("fault injected into 'flash' after one write")
+    flash.write = write
+    return fn
+sys.exit(Avatar(load_config(sys.argv[1]), episodes=1, cycle="triangle", data=sys.argv[2], progress=False, wrap_worker=wrap).run())
+"""
+
 def test_failing_worker_stops_the_run_with_exit_1(tmp_path):
-    r = subprocess.run(_args(tmp_path, "--episodes", "1"), capture_output=True, text=True, timeout=120,
-                       env=_env({"TSPACE_AVATAR_FAULT": "flash"}))
-    assert r.returncode == 1
+    "A worker that raises (injected through the Avatar's `wrap_worker` seam) stops the whole run with exit code 1, named on stderr."
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(TINY)
+    r = subprocess.run([sys.executable, "-c", FAILING_FLASH, str(cfg), str(tmp_path / "data")], capture_output=True, text=True,
+                       timeout=120, env=_env())
+    assert r.returncode == 1, r.stderr[-3000:]
     assert "worker 'flash' failed: InjectedFault" in r.stderr
     assert "FAILED flash" in r.stderr
 

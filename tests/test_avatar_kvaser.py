@@ -74,10 +74,10 @@ def test_run_on_a_truck_of_its_own(tmp_path, interface):
             run = subprocess.Popen([TSPACE, "run", "--config", str(cfg_path), "--data", str(tmp_path / "data"), "--quiet"],
                                    stdout=subprocess.PIPE, stderr=fe, text=True, env=clean_env())
             at = _wait_for(err, r"episodes from the (mqtt|udp) HMI", run)
-            time.sleep(2.0)                                   # the reader and the Cruncher are up and frames flow
+            at = _wait_for(err, r"state frames flow", run, after=at)   # the reader and the Cruncher are up
             for i in range(2):                                # the driver marks two episodes of 9 s
                 send_status("begin")
-                time.sleep(9.0)
+                time.sleep(9.0)                               # the driver drives for 9 s: the episode's length, not a wait
                 send_status("end_valid")
                 at = _wait_for(err, r"stored: \d+ record", run, after=at)
             out, _ = run.communicate(timeout=90)
@@ -158,8 +158,8 @@ def test_inference_with_a_dummy_hmi_acts_and_flashes_until_sigterm(tmp_path):
         with open(err, "w") as fe:
             run = subprocess.Popen([TSPACE, "run", "--config", str(cfg_path), "--data", str(tmp_path / "data"), "--quiet", "--infer",
                                     "--checkpoint", str(tmp_path / "agent")], stdout=subprocess.PIPE, stderr=fe, text=True, env=clean_env())
-            _wait_for(err, r"episodes from the dummy HMI", run)
-            time.sleep(6.0)
+            at = _wait_for(err, r"episodes from the dummy HMI", run)
+            _wait_for(err, r"first torque rows written", run, after=at)   # torque rows reached the VCU
             assert run.poll() is None, err.read_text()[-3000:]
             t = time.monotonic()
             run.send_signal(signal.SIGTERM)

@@ -13,9 +13,7 @@ def test_sim_process_over_udp_multicast():
     port = random.randint(20000, 60000)
     cfg = CanConfig(interface="udp_multicast", channel=group, bus_kwargs={"port": port}, bus_timeout_s=20.0, uds_timeout_s=1.0)
     kv = KvaserCAN(cfg, 30, 20.0).start()           # listen before the VCU starts talking
-    # the `tspace` entry point with the `sim` command registered as the lead wires it (tspace.cli.COMMANDS)
-    boot = ("import sys; from tspace import cli; cli.COMMANDS.setdefault(('sim',), 'tspace.sim.ecu:sim'); "
-            "sys.exit(cli.main(sys.argv[1:]))")
+    boot = "import sys; from tspace.cli.main import main; sys.exit(main(sys.argv[1:]))"    # the `tspace` entry point
     cmd = [sys.executable, "-c", boot, "sim", "--bus", "udp_multicast", "--channel", group, "--port", str(port), "--cycle", "triangle",
            "--speedup", str(SPEEDUP), "--loop"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

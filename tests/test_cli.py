@@ -65,6 +65,29 @@ def test_config_show_with_a_bad_environment_value_names_the_variable():
     assert r.returncode == 2 and "episodes = 'many'" in r.stderr and "TSPACE_EPISODES" in r.stderr
 
 
+def test_help_gives_every_command_a_summary_and_every_command_describes_itself():
+    from tspace.cli.main import COMMANDS
+    r = tspace_cli("--help")
+    assert r.returncode == 0 and "describes it" not in r.stdout, r.stdout
+    for words, fn in COMMANDS.items():
+        assert f"  {' '.join(words)}  " in r.stdout and fn.__doc__.splitlines()[0] in r.stdout, (words, r.stdout)
+        h = tspace_cli(*words, "--help")
+        assert h.returncode == 0 and h.stdout.startswith(f"usage: tspace {' '.join(words)} "), (words, h.stdout, h.stderr)
+
+
+def test_sim_help_lists_the_options_of_both_machines():
+    r = tspace_cli("sim", "--help")
+    assert r.returncode == 0, r.stderr
+    for option in ("--tbox", "--endpoint", "--prefix", "--vehicle", "--timezone", "--bus", "--channel", "--port", "--bridge", "--cycle"):
+        assert option in r.stdout, (option, r.stdout)
+
+
+def test_unknown_command_prints_usage_on_stderr_and_exits_2():
+    r = tspace_cli("frobnicate", "--fast")
+    assert r.returncode == 2 and r.stdout == ""
+    assert "unknown command 'frobnicate --fast'" in r.stderr and "usage: tspace" in r.stderr and "pool info" in r.stderr
+
+
 def test_usage_errors():
     r = tspace_cli("config")
     assert r.returncode == 2 and "config show" in r.stderr

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from servers import free_port
+from servers import free_port, wait_until
 from tspace.config.cloud import CloudConfig
 from tspace.conn.objstore import CloudLayout, ObjectStore, chunk_time, encode_chunk
 from tspace.dataflow.cloud import RemoteCAN
@@ -91,7 +91,8 @@ def exercise(cfg: CloudConfig, vehicle: str):
             assert err.value.code == "shape" and "rows 13..14 do not fit the map's speed rows 0..13" in str(err.value)
             assert np.array_equal(rc.read_map(), table)                  # the rejected request changed nothing
         # stopped mid-drive: the TBox keeps uploading; a new interface continues after the stored position
-        time.sleep(0.25)
+        uploaded = tbox.stats["chunks"]
+        wait_until(lambda: tbox.stats["chunks"] > uploaded, what="a chunk uploaded while no interface reads")
         with RemoteCAN.from_vehicle(_vehicle(vehicle), cloud=cfg) as rc2:
             for f in rc2.frames(12 - len(got)):
                 got.append(f.index[0]); frames.append(f)
@@ -203,8 +204,8 @@ def test_store_outage_is_survived_and_reported(tmp_path):
     store.fs.ls = ls
     with RemoteCAN(store, "outage-truck", poll_s=0.02, silence_s=0.5) as rc:
         assert len(list(rc.frames(1))) == 1
-        down.set(); time.sleep(0.2)
-        assert rc.stats["poll_errors"] >= 2
+        down.set()
+        wait_until(lambda: rc.stats["poll_errors"] >= 2, what="two failed polls of the unreachable store")
         tbox.upload_chunk(); down.clear()
         assert len(list(rc.frames(1))) == 1                               # picked up once the store is back
         with pytest.raises(TspaceConnectionError, match="no new chunk for 0.5 s"):
@@ -212,27 +213,25 @@ def test_store_outage_is_survived_and_reported(tmp_path):
 
 
 def run_cli(*args, env=None, timeout=60):
-    "`tspace sim --tbox ...` through the `tspace` entry point (`sim` goes to the TBox when --tbox is given)."
-    boot = "import sys; from tspace import cli; sys.exit(cli.main(sys.argv[1:]))"
+    "`tspace sim --tbox ...` through the `tspace` entry point (`sim` runs the TBox when --tbox is given)."
+    boot = "import sys; from tspace.cli.main import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.run([sys.executable, "-c", boot, "sim", *args], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
 
 
-def test_cli_sim_tbox_local_and_s3(tmp_path, s3_endpoint, s3_env, monkeypatch, capsys):
+def test_cli_sim_tbox_local_and_s3(tmp_path, s3_endpoint, s3_env, capsys):
     out = run_cli("--tbox", f"file://{tmp_path}/cloud", "--speedup", "inf", "--vehicle", "cli-truck")
     assert out.returncode == 0, out.stderr
     assert "6 chunk(s) uploaded (1 short, 0 not uploaded)" in out.stdout, out.stdout     # 22 s triangle: 5 x 4 s + 2 s
     store = ObjectStore(f"file://{tmp_path}/cloud")
     assert len(store.list("tspace/cli-truck/signals")) == 6 and store.read_json("tspace/cli-truck/map.json") is not None
     # in this process (s3fs is loaded already): the same command against the S3 server, credentials from the environment
-    from tspace.sim.tbox import sim_tbox
-    monkeypatch.setattr(sys, "argv", ["tspace sim", "--tbox", "s3://tspace-cli", "--endpoint", s3_endpoint, "--speedup", "inf",
-                                      "--duration", "8", "--vehicle", "cli-s3"])
-    assert sim_tbox() == 0
+    from tspace.cli.main import main
+    assert main(["sim", "--tbox", "s3://tspace-cli", "--endpoint", s3_endpoint, "--speedup", "inf",
+                 "--duration", "8", "--vehicle", "cli-s3"]) == 0
     assert "2 chunk(s) uploaded (0 short" in capsys.readouterr().out
     s3 = ObjectStore("s3://tspace-cli", endpoint=s3_endpoint)
     assert len(s3.list("tspace/cli-s3/signals")) == 2
-    monkeypatch.setattr(sys, "argv", ["tspace sim", "--tbox", "ftp://nowhere/x"])
-    assert sim_tbox() == 2
+    assert main(["sim", "--tbox", "ftp://nowhere/x"]) == 2
     err = capsys.readouterr().err
     assert "vehicle.cloud.url = 'ftp://nowhere/x'" in err and "scheme 'ftp' is not supported" in err, err

@@ -15,7 +15,7 @@ gym = pytest.importorskip("gymnasium")
 
 def test_ddpg_pendulum_snapshots_and_best_policy(tmp_path):
     from tspace.agent.ddpg import DDPG
-    from tspace.agent.dpg import read_checkpoint_meta
+    from tspace.agent.checkpoint import read_checkpoint_meta
     from tspace.loop.checkpoint import CheckpointRegistry
     from tspace.loop.controller import RLOptimizer
 

@@ -32,7 +32,7 @@ class Conn:
 
 def serve(items, breaks=(), replay=0, stall_after=None):
     "A local TCP server streaming `items`; connection k closes abruptly before item breaks[k-1]."
-    state = {"connections": 0, "afters": []}
+    state = {"connections": 0, "afters": [], "stalled": threading.Event()}
     release = threading.Event()
 
     class Handler(socketserver.StreamRequestHandler):
@@ -45,7 +45,9 @@ def serve(items, breaks=(), replay=0, stall_after=None):
             start = 0 if after is None else max(0, after + 1 - replay)
             for i in range(start, len(items)):
                 if k <= len(breaks) and i == breaks[k - 1]: return            # drop the connection
-                if stall_after is not None and i == stall_after: release.wait(10); return
+                if stall_after is not None and i == stall_after:
+                    state["stalled"].set()                                     # everything before item `stall_after` is sent
+                    release.wait(10); return
                 self.wfile.write((json.dumps(items[i]) + "\n").encode()); self.wfile.flush()
             self.wfile.write(b"end\n")
 
@@ -85,13 +87,24 @@ def test_tcp_stream_disconnecting_twice():
     assert not live.reader_alive
 
 
+def wait_until(condition, timeout=10.0):
+    "Wait (up to a generous `timeout`) until `condition()` holds; False if it never does."
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline: return False
+        time.sleep(0.01)
+    return True
+
+
 def test_close_wakes_a_reader_blocked_in_a_socket_read():
     items = [{"seq": i, "obs": [0.0]} for i in range(10)]
     srv, state, release = serve(items, stall_after=4)      # sends 4 items, then nothing
     live = LivePipeline(lambda after: Conn(srv.server_address, after), steps=2)
     try:
         assert len(live.next_episode(ToyAgent())) == 2
-        time.sleep(0.1)                                      # the reader is now blocked in readline()
+        # the server sends nothing more, and the reader has taken all 4 items: its next readline() blocks
+        assert state["stalled"].wait(10)
+        assert wait_until(lambda: live.stats()["received"] == 4)
         t0 = time.monotonic()
         live.close()
         assert time.monotonic() - t0 < 1.0

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tspace.config.storage import HMIConfig
+from tspace.config.hmi import HMIConfig
 from tspace.conn.mqtt import MqttHMI
 from tspace.conn.objstore import ObjectStore
 from tspace.data.core import cloud_truck_meta

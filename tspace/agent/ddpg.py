@@ -9,13 +9,14 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")   # hide TensorFlow's C++ start-up notices
 import contextlib, io, logging, warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
 import keras
+from fastcore.basics import patch
 
-from .dpg import DPGAgent, AgentSpec, check_batch
+from .dpg import DPGAgent
+from .spec import AgentSpec, check_batch
 from ..system.errors import AgentError
 from ..system.files import atomic_write
 from ..system.log import get_logger
@@ -24,8 +25,8 @@ if keras.backend.backend() != "tensorflow":
     raise ImportError(f"tspace.agent needs the TensorFlow backend of Keras, but KERAS_BACKEND is {keras.backend.backend()!r}")
 
 # %% auto 0
-__all__ = ['log', 'hidden_init', 'output_init', 'state_scaling', 'np_state_scaling', 'tflite_bytes', 'KerasAgent', 'build_actor',
-           'build_critic', 'np_dense_stack', 'np_mlp', 'DDPG']
+__all__ = ['log', 'hidden_init', 'output_init', 'state_scaling', 'np_state_scaling', 'tflite_bytes', 'build_actor',
+           'build_critic', 'np_dense_stack', 'np_mlp', 'KerasAgent', 'DDPG']
 
 # %% ../../nbs/06_agent.ddpg.ipynb 6
 log = get_logger(__name__)
@@ -47,6 +48,7 @@ def np_state_scaling(spec: AgentSpec) -> tuple[np.ndarray, np.ndarray]:
     var = np.square(spec.state_halfwidth).astype(np.float32)
     return spec.state_center, np.maximum(np.sqrt(var), np.float32(keras.backend.epsilon())).astype(np.float32)
 
+# %% ../../nbs/06_agent.ddpg.ipynb 9
 def tflite_bytes(model: keras.Model) -> bytes:
     "`model` converted to a float32 TFLite flat buffer (no quantisation, so outputs match Keras)."
     tf_log = logging.getLogger("tensorflow")
@@ -68,7 +70,43 @@ class _OwnRetracing(logging.Filter):
 if not any(isinstance(f, _OwnRetracing) for f in logging.getLogger("tensorflow").filters):
     logging.getLogger("tensorflow").addFilter(_OwnRetracing())
 
+# %% ../../nbs/06_agent.ddpg.ipynb 12
+def build_actor(spec: AgentSpec, hidden: tuple[int, ...], seed: int = 0, name: str = "actor") -> keras.Model:
+    "MLP actor: flat state `(S,)` → scaled → ReLU layers → `tanh` unit action `(A,)`."
+    obs = keras.Input((spec.state_size,), name="obs")
+    x = state_scaling(spec)(obs)
+    for i, h in enumerate(hidden):
+        x = keras.layers.Dense(h, activation="relu", kernel_initializer=hidden_init(seed + i), name=f"hidden{i}")(x)
+    a = keras.layers.Dense(spec.action_size, activation="tanh", kernel_initializer=output_init(seed + 100), name="action")(x)
+    return keras.Model(obs, a, name=name)
 
+def build_critic(spec: AgentSpec, hidden: tuple[int, ...], seed: int = 0, name: str = "critic") -> keras.Model:
+    "Critic `Q(s, a)`: state branch (scaling, first hidden layer), merged with the unit action, remaining layers, one value."
+    obs = keras.Input((spec.state_size,), name="obs")
+    act = keras.Input((spec.action_size,), name="action")
+    x = keras.layers.Dense(hidden[0], activation="relu", kernel_initializer=hidden_init(seed + 200), name="state_branch")(state_scaling(spec)(obs))
+    x = keras.layers.Concatenate(name="merge")([x, act])
+    for i, h in enumerate(hidden[1:]):
+        x = keras.layers.Dense(h, activation="relu", kernel_initializer=hidden_init(seed + 201 + i), name=f"hidden{i + 1}")(x)
+    q = keras.layers.Dense(1, kernel_initializer=output_init(seed + 300), name="q")(x)
+    return keras.Model([obs, act], q, name=name)
+
+def np_dense_stack(h: np.ndarray, layers: tuple) -> np.ndarray:
+    "Dense layers in NumPy: ReLU on all but the last, `tanh` on the last; `layers` = ((W, b), ...)."
+    for W, b in layers[:-1]:
+        h = h @ W
+        h += b
+        np.maximum(h, 0, out=h)
+    W, b = layers[-1]
+    h = h @ W
+    h += b
+    return np.tanh(h, out=h)
+
+def np_mlp(x: np.ndarray, center: np.ndarray, div: np.ndarray, layers: tuple) -> np.ndarray:
+    "The actor's forward pass in NumPy: state scaling, then `np_dense_stack`."
+    return np_dense_stack((x - center) / div, layers)
+
+# %% ../../nbs/06_agent.ddpg.ipynb 16
 class KerasAgent(DPGAgent):
     "What DDPG and RDPG share: variables for gamma and tau, optimizers, soft updates, saving and loading."
 
@@ -123,43 +161,7 @@ class KerasAgent(DPGAgent):
             raise AgentError(f"checkpoint {str(d)!r}: weights do not fit this agent ({e})") from None
         self._publish()
 
-# %% ../../nbs/06_agent.ddpg.ipynb 8
-def build_actor(spec: AgentSpec, hidden: tuple[int, ...], seed: int = 0, name: str = "actor") -> keras.Model:
-    "MLP actor: flat state `(S,)` → scaled → ReLU layers → `tanh` unit action `(A,)`."
-    obs = keras.Input((spec.state_size,), name="obs")
-    x = state_scaling(spec)(obs)
-    for i, h in enumerate(hidden):
-        x = keras.layers.Dense(h, activation="relu", kernel_initializer=hidden_init(seed + i), name=f"hidden{i}")(x)
-    a = keras.layers.Dense(spec.action_size, activation="tanh", kernel_initializer=output_init(seed + 100), name="action")(x)
-    return keras.Model(obs, a, name=name)
-
-def build_critic(spec: AgentSpec, hidden: tuple[int, ...], seed: int = 0, name: str = "critic") -> keras.Model:
-    "Critic `Q(s, a)`: state branch (scaling, first hidden layer), merged with the unit action, remaining layers, one value."
-    obs = keras.Input((spec.state_size,), name="obs")
-    act = keras.Input((spec.action_size,), name="action")
-    x = keras.layers.Dense(hidden[0], activation="relu", kernel_initializer=hidden_init(seed + 200), name="state_branch")(state_scaling(spec)(obs))
-    x = keras.layers.Concatenate(name="merge")([x, act])
-    for i, h in enumerate(hidden[1:]):
-        x = keras.layers.Dense(h, activation="relu", kernel_initializer=hidden_init(seed + 201 + i), name=f"hidden{i + 1}")(x)
-    q = keras.layers.Dense(1, kernel_initializer=output_init(seed + 300), name="q")(x)
-    return keras.Model([obs, act], q, name=name)
-
-def np_dense_stack(h: np.ndarray, layers: tuple) -> np.ndarray:
-    "Dense layers in NumPy: ReLU on all but the last, `tanh` on the last; `layers` = ((W, b), ...)."
-    for W, b in layers[:-1]:
-        h = h @ W
-        h += b
-        np.maximum(h, 0, out=h)
-    W, b = layers[-1]
-    h = h @ W
-    h += b
-    return np.tanh(h, out=h)
-
-def np_mlp(x: np.ndarray, center: np.ndarray, div: np.ndarray, layers: tuple) -> np.ndarray:
-    "The actor's forward pass in NumPy: state scaling, then `np_dense_stack`."
-    return np_dense_stack((x - center) / div, layers)
-
-# %% ../../nbs/06_agent.ddpg.ipynb 10
+# %% ../../nbs/06_agent.ddpg.ipynb 20
 class DDPG(KerasAgent):
     "DDPG behind the `DPGAgent` contract: `act`, `learn`, hyperparameters, `save`/`load`, `export_tflite`."
     kind = "ddpg"
@@ -206,34 +208,40 @@ class DDPG(KerasAgent):
         self._soft_update()
         return critic_loss, actor_loss, tf.reduce_mean(q)
 
-    # --- the contract ---
-    def _update(self, b: dict[str, np.ndarray]) -> dict[str, float]:
-        cl, al, q = self._update_fn(b["s"], b["a"], b["r"], b["s2"], b["terminal"])
-        self._publish()
-        return {"critic_loss": float(cl), "actor_loss": float(al), "q_mean": float(q)}
-
-    def _sample(self) -> dict[str, np.ndarray]:
-        return check_batch(self.spec, self.buffer.sample(self.config.batch_size), what="sampled batch")
-
     def _publish(self) -> None:
         "Copy the actor's weights for `act` (one tuple, swapped in at once)."
         w = [v.numpy() for v in self.actor.trainable_variables]
         self._np_actor = tuple((w[i], w[i + 1]) for i in range(0, len(w), 2))
 
-    def _act_unit(self, x: np.ndarray) -> np.ndarray:
-        return np_mlp(x, self._center, self._div, self._np_actor)
+# %% ../../nbs/06_agent.ddpg.ipynb 24
+@patch
+def _act_unit(self: DDPG, x: np.ndarray) -> np.ndarray:
+    return np_mlp(x, self._center, self._div, self._np_actor)
 
-    def _predict_unit(self, x: np.ndarray) -> np.ndarray:
-        return self._policy_fn(x).numpy()
+@patch
+def _predict_unit(self: DDPG, x: np.ndarray) -> np.ndarray:
+    return self._policy_fn(x).numpy()
 
-    def td_target(self, batch: dict) -> np.ndarray:
-        "The Bellman targets `y` of a minibatch, as the next update would compute them."
-        b = check_batch(self.spec, batch)
-        return self._target_fn(b["r"], b["s2"], b["terminal"]).numpy()
+@patch
+def _update(self: DDPG, b: dict[str, np.ndarray]) -> dict[str, float]:
+    cl, al, q = self._update_fn(b["s"], b["a"], b["r"], b["s2"], b["terminal"])
+    self._publish()
+    return {"critic_loss": float(cl), "actor_loss": float(al), "q_mean": float(q)}
 
-    def export_tflite(self, path) -> Path:
-        "Write the actor as a float32 TFLite model to `path`: input `obs` (flat state, raw units), output `action` (unit action)."
-        path = Path(path)
-        named = keras.Model(self.actor.inputs, {"action": self.actor.outputs[0]}, name="actor_export")
-        atomic_write(path, tflite_bytes(named))
-        return path
+@patch
+def _sample(self: DDPG) -> dict[str, np.ndarray]:
+    return check_batch(self.spec, self.buffer.sample(self.config.batch_size), what="sampled batch")
+
+@patch
+def td_target(self: DDPG, batch: dict) -> np.ndarray:
+    "The Bellman targets `y` of a minibatch, as the next update would compute them."
+    b = check_batch(self.spec, batch)
+    return self._target_fn(b["r"], b["s2"], b["terminal"]).numpy()
+
+@patch
+def export_tflite(self: DDPG, path) -> Path:
+    "Write the actor as a float32 TFLite model to `path`: input `obs` (flat state, raw units), output `action` (unit action)."
+    path = Path(path)
+    named = keras.Model(self.actor.inputs, {"action": self.actor.outputs[0]}, name="actor_export")
+    atomic_write(path, tflite_bytes(named))
+    return path

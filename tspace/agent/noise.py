@@ -9,19 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from ..system.errors import ConfigError
+from ..system.errors import ConfigError, check_number
 
 # %% auto 0
 __all__ = ['Noise', 'GaussianNoise', 'OUNoise', 'make_noise']
 
 # %% ../../nbs/06_agent.noise.ipynb 5
-def _param(value, name: str) -> float:
-    "A finite, non-negative float hyperparameter, or `ConfigError` naming it."
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
-       or not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{name} = {value!r}: expected a finite number >= 0")
-    return float(value)
-
 def _shape(shape) -> tuple[int, ...]:
     try: out = tuple(int(d) for d in (shape if isinstance(shape, (tuple, list)) else (shape,)))
     except (TypeError, ValueError): raise ConfigError(f"noise shape = {shape!r}: expected a tuple of positive ints") from None
@@ -43,7 +36,7 @@ class Noise:
         "Noise scale, in unit-action units."
         return self._sigma
     @sigma.setter
-    def sigma(self, v): self._sigma = _param(v, "noise_sigma")
+    def sigma(self, v): self._sigma = check_number("noise_sigma", v, ge=0)
 
     def sample(self) -> np.ndarray:
         "The next noise value, float32 array of `shape`."
@@ -88,11 +81,9 @@ class OUNoise(Noise):
     def __init__(self, shape, sigma: float = 0.2, theta: float = 0.15, mu: float = 0.0, dt: float = 1.0,
                  seed: int | None = None):
         super().__init__(shape, sigma, seed)
-        self.dt = _param(dt, "noise_dt")
-        if self.dt == 0: raise ConfigError("noise_dt = 0: expected a step length > 0")
+        self.dt = check_number("noise_dt", dt, gt=0, expected="a finite step length > 0")
         self.theta = theta
-        if not math.isfinite(mu): raise ConfigError(f"noise_mu = {mu!r}: expected a finite number")
-        self.mu = float(mu)
+        self.mu = check_number("noise_mu", mu)
         self.reset()
 
     @property
@@ -101,7 +92,7 @@ class OUNoise(Noise):
         return self._theta
     @theta.setter
     def theta(self, v):
-        v = _param(v, "noise_theta")
+        v = check_number("noise_theta", v, ge=0)
         if v * self.dt >= 2: raise ConfigError(f"noise_theta = {v!r}: theta·dt must be below 2, or the process diverges")
         self._theta = v
 
@@ -118,7 +109,8 @@ class OUNoise(Noise):
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
-        self.dt, self.mu = _param(state["dt"], "noise_dt"), float(state["mu"])
+        self.dt = check_number("noise_dt", state["dt"], gt=0, expected="a finite step length > 0")
+        self.mu = float(state["mu"])
         self.theta = state["theta"]
         x = np.asarray(state["x"], np.float64)
         if x.shape != self.shape: raise ConfigError(f"noise state: x of shape {x.shape}, expected {self.shape}")

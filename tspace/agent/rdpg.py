@@ -11,18 +11,20 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 import keras
+from fastcore.basics import patch
 
-from .dpg import AgentSpec, TUNABLE, check_batch
+from .dpg import TUNABLE
+from .spec import AgentSpec, check_batch
 from .ddpg import (KerasAgent, hidden_init, output_init, state_scaling, np_state_scaling, np_dense_stack,
                                tflite_bytes)
-from ..system.errors import AgentError, ConfigError
+from ..system.errors import AgentError, check_int
 from ..system.log import get_logger
 from ..system.files import atomic_write
 
 # %% auto 0
 __all__ = ['log', 'build_recurrent_actor', 'build_recurrent_critic', 'np_lstm_step', 'RDPG']
 
-# %% ../../nbs/06_agent.rdpg.ipynb 5
+# %% ../../nbs/06_agent.rdpg.ipynb 6
 log = get_logger(__name__)
 
 def build_recurrent_actor(spec: AgentSpec, units: int, hidden: tuple[int, ...], seed: int = 0, name: str = "actor",
@@ -66,7 +68,7 @@ def np_lstm_step(x: np.ndarray, h: np.ndarray, c: np.ndarray, K: np.ndarray, R: 
     c = f * c + i * np.tanh(z[..., 2 * u:3 * u])
     return o * np.tanh(c), c
 
-# %% ../../nbs/06_agent.rdpg.ipynb 7
+# %% ../../nbs/06_agent.rdpg.ipynb 10
 class RDPG(KerasAgent):
     "RDPG behind the `DPGAgent` contract; learns from whole episodes, acts with a carried LSTM state."
     kind = "rdpg"
@@ -80,9 +82,7 @@ class RDPG(KerasAgent):
     def _check_options(self, opts: dict) -> dict:
         ml = opts.get("max_len")
         out = super()._check_options(opts)
-        if ml is not None and (isinstance(ml, bool) or not isinstance(ml, (int, np.integer)) or ml < 1):
-            raise ConfigError(f"max_len = {ml!r}: expected a positive number of steps, or None for whole episodes")
-        out["max_len"] = None if ml is None else int(ml)
+        out["max_len"] = check_int("max_len", ml, none_ok=True, expected="a positive number of steps, or None for whole episodes")
         return out
 
     def _buffer_size(self) -> int: return max(self.config.batch_size, self.config.buffer_size // 100)
@@ -110,97 +110,14 @@ class RDPG(KerasAgent):
         self._c = np.zeros(U, np.float32)
         self._publish()
 
-    def _models(self): return {"actor": self.actor, "critic_rnn": self.critic_rnn, "critic_head": self.critic_head,
-                               "target_actor": self.target_actor, "target_critic_rnn": self.target_critic_rnn,
-                               "target_critic_head": self.target_critic_head}
-    def _target_pairs(self): return [(self.actor, self.target_actor), (self.critic_rnn, self.target_critic_rnn),
-                                     (self.critic_head, self.target_critic_head)]
-    def _actor_vars(self): return self.actor.trainable_variables
-    def _critic_vars(self): return self.critic_rnn.trainable_variables + self.critic_head.trainable_variables
-
-    # --- compiled graphs ---
-    def _zeros(self, s): return tf.zeros([tf.shape(s)[0], self.units], tf.float32)
-
-    def _policy_graph(self, s):
-        z = self._zeros(s)
-        return self.actor([s, z, z], training=False)[0]
-
-    def _targets_graph(self, s_full, r, terminal):
-        "Targets `y (B, T)` from the target networks over `s_full = [s_0, s2_0, …, s2_{T−1}]`."
-        z = self._zeros(s_full)
-        mu2 = self.target_actor([s_full, z, z], training=False)[0]
-        feats = self.target_critic_rnn([s_full, z, z], training=False)[0]
-        q2 = tf.squeeze(self.target_critic_head([feats, mu2], training=False), -1)[:, 1:]
-        return r + self.gamma * (1.0 - terminal) * q2
-
-    def _window_graph(self, s, a, y, mask, ah, ac, ch, cc, n):
-        "Gradients of one BPTT window (losses already divided by the batch's `n` real steps), and the carried LSTM states."
-        cvars, avars = self._critic_vars(), self._actor_vars()
-        with tf.GradientTape() as tape:
-            feats, ch2, cc2 = self.critic_rnn([s, ch, cc], training=True)
-            q = tf.squeeze(self.critic_head([feats, a], training=True), -1)
-            critic_loss = tf.reduce_sum(mask * tf.square(q - y)) / n
-        gc = tape.gradient(critic_loss, cvars)
-        feats = tf.stop_gradient(feats)
-        with tf.GradientTape() as tape:
-            mu, ah2, ac2 = self.actor([s, ah, ac], training=True)
-            q_pi = tf.squeeze(self.critic_head([feats, mu], training=False), -1)
-            actor_loss = -tf.reduce_sum(mask * q_pi) / n
-        ga = tape.gradient(actor_loss, avars)
-        return gc, ga, ah2, ac2, ch2, cc2, critic_loss, actor_loss, tf.reduce_sum(mask * q) / n
-
-    def _apply_graph(self, gc, ga):
-        cvars, avars = self._critic_vars(), self._actor_vars()
-        self.critic_opt.apply_gradients(zip(gc, cvars))
-        self.actor_opt.apply_gradients(zip(ga, avars))
-        self._soft_update()
-
-    # --- the contract ---
-    def learn(self, data=None, stop=None) -> dict[str, float]:
-        "A padded episode batch (with `mask`): one update on it. One episode (dict with `r` of shape `(n,)`, a record DataFrame, or a list): observed, then `updates_per_step` updates per new step (until `stop` is set). Nothing: one update from the buffer."
-        if isinstance(data, dict) and "mask" not in data and np.ndim(data.get("r")) == 1: data = [data]
-        return super().learn(data, stop)
-
-    def td_targets(self, batch: dict) -> np.ndarray:
-        "The targets `y (B, T)` of a padded episode batch, as the next update would compute them."
-        b = check_batch(self.spec, batch, episodes=True)
-        return self._targets_fn(np.concatenate([b["s"][:, :1], b["s2"]], 1), b["r"], b["terminal"]).numpy()
-
-    def _update(self, b: dict[str, np.ndarray]) -> dict[str, float]:
-        s, a, m = b["s"], b["a"], b["mask"]
-        B, T = m.shape
-        y = self._targets_fn(np.concatenate([s[:, :1], b["s2"]], 1), b["r"], b["terminal"]).numpy()
-        W = self.config.bptt_window
-        pad = math.ceil(T / W) * W - T
-        if pad:
-            padt = lambda x: np.pad(x, [(0, 0), (0, pad)] + [(0, 0)] * (x.ndim - 2))
-            s, a, y, m = padt(s), padt(a), padt(y), padt(m)
-        n = np.float32(m.sum())
-        ah = ac = ch = cc = np.zeros((B, self.units), np.float32)
-        gc_sum = ga_sum = None
-        cl = al = qm = 0.0
-        for t in range(0, T + pad, W):
-            w = slice(t, t + W)
-            gc, ga, ah, ac, ch, cc, c_loss, a_loss, q = self._window_fn(s[:, w], a[:, w], y[:, w], m[:, w], ah, ac, ch, cc, n)
-            gc_sum = gc if gc_sum is None else [x + g for x, g in zip(gc_sum, gc)]
-            ga_sum = ga if ga_sum is None else [x + g for x, g in zip(ga_sum, ga)]
-            cl, al, qm = cl + float(c_loss), al + float(a_loss), qm + float(q)
-        self._apply_fn(gc_sum, ga_sum)
-        self._publish()
-        return {"critic_loss": cl, "actor_loss": al, "q_mean": qm}
-
-    def _sample(self) -> dict[str, np.ndarray]:
-        return check_batch(self.spec, self.buffer.sample_episodes(self.config.batch_size, max_len=self.options["max_len"]),
-                           episodes=True, what="sampled batch")
-
     def _publish(self) -> None:
         w = [v.numpy() for v in self.actor.trainable_variables]
         self._np_actor = (tuple(w[:3]), tuple((w[i], w[i + 1]) for i in range(3, len(w), 2)))
 
-    def _act_unit(self, x: np.ndarray) -> np.ndarray:
-        (K, R, b), head = self._np_actor
-        self._h, self._c = np_lstm_step((x - self._center) / self._div, self._h, self._c, K, R, b)
-        return np_dense_stack(self._h, head)
+    def learn(self, data=None, stop=None) -> dict[str, float]:
+        "A padded episode batch (with `mask`): one update on it. One episode (dict with `r` of shape `(n,)`, a record DataFrame, or a list): observed, then `updates_per_step` updates per new step (until `stop` is set). Nothing: one update from the buffer."
+        if isinstance(data, dict) and "mask" not in data and np.ndim(data.get("r")) == 1: data = [data]
+        return super().learn(data, stop)
 
     def reset(self) -> None:
         "A new episode starts: the noise restarts and the LSTM state is cleared."
@@ -208,31 +125,134 @@ class RDPG(KerasAgent):
         self._h = np.zeros(self.units, np.float32)
         self._c = np.zeros(self.units, np.float32)
 
-    def predict(self, obs) -> np.ndarray:
-        "Noise-free actions for the observations `(n, *state_shape)` of one episode, in order, from a cleared LSTM state."
-        x = self.spec.check_obs_batch(obs)
-        return self.spec.scale_action(self._policy_fn(x[None]).numpy()[0])
+# %% ../../nbs/06_agent.rdpg.ipynb 14
+@patch
+def _models(self: RDPG): return {"actor": self.actor, "critic_rnn": self.critic_rnn, "critic_head": self.critic_head,
+                                 "target_actor": self.target_actor, "target_critic_rnn": self.target_critic_rnn,
+                                 "target_critic_head": self.target_critic_head}
+@patch
+def _target_pairs(self: RDPG): return [(self.actor, self.target_actor), (self.critic_rnn, self.target_critic_rnn),
+                                       (self.critic_head, self.target_critic_head)]
+@patch
+def _actor_vars(self: RDPG): return self.actor.trainable_variables
+@patch
+def _critic_vars(self: RDPG): return self.critic_rnn.trainable_variables + self.critic_head.trainable_variables
+@patch
+def _zeros(self: RDPG, s): return tf.zeros([tf.shape(s)[0], self.units], tf.float32)
 
-    def _extra_state(self) -> dict: return {"h": self._h.tolist(), "c": self._c.tolist()}
+@patch
+def _policy_graph(self: RDPG, s):
+    z = self._zeros(s)
+    return self.actor([s, z, z], training=False)[0]
 
-    def _set_extra_state(self, state: dict) -> None:
-        h, c = (np.asarray(state.get(k, np.zeros(self.units)), np.float32) for k in ("h", "c"))
-        if h.shape != (self.units,) or c.shape != (self.units,):
-            raise AgentError(f"checkpoint: LSTM state of shapes {h.shape}, {c.shape}, expected ({self.units},)")
-        self._h, self._c = h, c
+@patch
+def _targets_graph(self: RDPG, s_full, r, terminal):
+    "Targets `y (B, T)` from the target networks over `s_full = [s_0, s2_0, …, s2_{T−1}]`."
+    z = self._zeros(s_full)
+    mu2 = self.target_actor([s_full, z, z], training=False)[0]
+    feats = self.target_critic_rnn([s_full, z, z], training=False)[0]
+    q2 = tf.squeeze(self.target_critic_head([feats, mu2], training=False), -1)[:, 1:]
+    return r + self.gamma * (1.0 - terminal) * q2
 
-    def actor_step_model(self) -> keras.Model:
-        "A one-step copy of the actor: `[obs (B, S), h, c]` → `{action, h, c}` (the model `export_tflite` writes)."
-        spec, U = self.spec, self.units
-        obs = keras.Input((spec.state_size,), name="obs")
-        h0, c0 = keras.Input((U,), name="h"), keras.Input((U,), name="c")
-        step = build_recurrent_actor(spec, U, self.config.hidden_units, name="actor_step", steps=1, unroll=True)
-        step.set_weights(self.actor.get_weights())
-        a, h, c = step([keras.layers.Reshape((1, spec.state_size))(obs), h0, c0])
-        return keras.Model([obs, h0, c0], {"action": keras.layers.Reshape((spec.action_size,))(a), "h": h, "c": c})
+@patch
+def _window_graph(self: RDPG, s, a, y, mask, ah, ac, ch, cc, n):
+    "Gradients of one BPTT window (losses already divided by the batch's `n` real steps), and the carried LSTM states."
+    cvars, avars = self._critic_vars(), self._actor_vars()
+    with tf.GradientTape() as tape:
+        feats, ch2, cc2 = self.critic_rnn([s, ch, cc], training=True)
+        q = tf.squeeze(self.critic_head([feats, a], training=True), -1)
+        critic_loss = tf.reduce_sum(mask * tf.square(q - y)) / n
+    gc = tape.gradient(critic_loss, cvars)
+    feats = tf.stop_gradient(feats)
+    with tf.GradientTape() as tape:
+        mu, ah2, ac2 = self.actor([s, ah, ac], training=True)
+        q_pi = tf.squeeze(self.critic_head([feats, mu], training=False), -1)
+        actor_loss = -tf.reduce_sum(mask * q_pi) / n
+    ga = tape.gradient(actor_loss, avars)
+    return gc, ga, ah2, ac2, ch2, cc2, critic_loss, actor_loss, tf.reduce_sum(mask * q) / n
 
-    def export_tflite(self, path) -> Path:
-        "Write the one-step actor as a float32 TFLite model: inputs `obs`, `h`, `c`; outputs `action` (unit), `h`, `c`."
-        path = Path(path)
-        atomic_write(path, tflite_bytes(self.actor_step_model()))
-        return path
+@patch
+def _apply_graph(self: RDPG, gc, ga):
+    cvars, avars = self._critic_vars(), self._actor_vars()
+    self.critic_opt.apply_gradients(zip(gc, cvars))
+    self.actor_opt.apply_gradients(zip(ga, avars))
+    self._soft_update()
+
+# %% ../../nbs/06_agent.rdpg.ipynb 18
+@patch
+def td_targets(self: RDPG, batch: dict) -> np.ndarray:
+    "The targets `y (B, T)` of a padded episode batch, as the next update would compute them."
+    b = check_batch(self.spec, batch, episodes=True)
+    return self._targets_fn(np.concatenate([b["s"][:, :1], b["s2"]], 1), b["r"], b["terminal"]).numpy()
+
+@patch
+def _update(self: RDPG, b: dict[str, np.ndarray]) -> dict[str, float]:
+    s, a, m = b["s"], b["a"], b["mask"]
+    B, T = m.shape
+    y = self._targets_fn(np.concatenate([s[:, :1], b["s2"]], 1), b["r"], b["terminal"]).numpy()
+    W = self.config.bptt_window
+    pad = math.ceil(T / W) * W - T
+    if pad:
+        padt = lambda x: np.pad(x, [(0, 0), (0, pad)] + [(0, 0)] * (x.ndim - 2))
+        s, a, y, m = padt(s), padt(a), padt(y), padt(m)
+    n = np.float32(m.sum())
+    ah = ac = ch = cc = np.zeros((B, self.units), np.float32)
+    gc_sum = ga_sum = None
+    cl = al = qm = 0.0
+    for t in range(0, T + pad, W):
+        w = slice(t, t + W)
+        gc, ga, ah, ac, ch, cc, c_loss, a_loss, q = self._window_fn(s[:, w], a[:, w], y[:, w], m[:, w], ah, ac, ch, cc, n)
+        gc_sum = gc if gc_sum is None else [x + g for x, g in zip(gc_sum, gc)]
+        ga_sum = ga if ga_sum is None else [x + g for x, g in zip(ga_sum, ga)]
+        cl, al, qm = cl + float(c_loss), al + float(a_loss), qm + float(q)
+    self._apply_fn(gc_sum, ga_sum)
+    self._publish()
+    return {"critic_loss": cl, "actor_loss": al, "q_mean": qm}
+
+@patch
+def _sample(self: RDPG) -> dict[str, np.ndarray]:
+    return check_batch(self.spec, self.buffer.sample_episodes(self.config.batch_size, max_len=self.options["max_len"]),
+                       episodes=True, what="sampled batch")
+
+# %% ../../nbs/06_agent.rdpg.ipynb 30
+@patch
+def _act_unit(self: RDPG, x: np.ndarray) -> np.ndarray:
+    (K, R, b), head = self._np_actor
+    self._h, self._c = np_lstm_step((x - self._center) / self._div, self._h, self._c, K, R, b)
+    return np_dense_stack(self._h, head)
+
+@patch
+def predict(self: RDPG, obs) -> np.ndarray:
+    "Noise-free actions for the observations `(n, *state_shape)` of one episode, in order, from a cleared LSTM state."
+    x = self.spec.check_obs_batch(obs)
+    return self.spec.scale_action(self._policy_fn(x[None]).numpy()[0])
+
+# %% ../../nbs/06_agent.rdpg.ipynb 38
+@patch
+def _extra_state(self: RDPG) -> dict: return {"h": self._h.tolist(), "c": self._c.tolist()}
+
+@patch
+def _set_extra_state(self: RDPG, state: dict) -> None:
+    h, c = (np.asarray(state.get(k, np.zeros(self.units)), np.float32) for k in ("h", "c"))
+    if h.shape != (self.units,) or c.shape != (self.units,):
+        raise AgentError(f"checkpoint: LSTM state of shapes {h.shape}, {c.shape}, expected ({self.units},)")
+    self._h, self._c = h, c
+
+# %% ../../nbs/06_agent.rdpg.ipynb 42
+@patch
+def actor_step_model(self: RDPG) -> keras.Model:
+    "A one-step copy of the actor: `[obs (B, S), h, c]` → `{action, h, c}` (the model `export_tflite` writes)."
+    spec, U = self.spec, self.units
+    obs = keras.Input((spec.state_size,), name="obs")
+    h0, c0 = keras.Input((U,), name="h"), keras.Input((U,), name="c")
+    step = build_recurrent_actor(spec, U, self.config.hidden_units, name="actor_step", steps=1, unroll=True)
+    step.set_weights(self.actor.get_weights())
+    a, h, c = step([keras.layers.Reshape((1, spec.state_size))(obs), h0, c0])
+    return keras.Model([obs, h0, c0], {"action": keras.layers.Reshape((spec.action_size,))(a), "h": h, "c": c})
+
+@patch
+def export_tflite(self: RDPG, path) -> Path:
+    "Write the one-step actor as a float32 TFLite model: inputs `obs`, `h`, `c`; outputs `action` (unit), `h`, `c`."
+    path = Path(path)
+    atomic_write(path, tflite_bytes(self.actor_step_model()))
+    return path

@@ -13,7 +13,7 @@ from .site import ID_PATTERN
 # %% auto 0
 __all__ = ['STORE_SCHEMES', 'PREFIX_PATTERN', 'url_scheme', 'CloudConfig']
 
-# %% ../../nbs/02_config.cloud.ipynb 4
+# %% ../../nbs/02_config.cloud.ipynb 5
 STORE_SCHEMES: tuple[str, ...] = ("file", "s3", "memory")
 "URL schemes of the object store; a URL without a scheme is a local folder."
 
@@ -25,6 +25,7 @@ def url_scheme(url: str) -> str:
     m = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", url)
     return m.group(1).lower() if m else "file"
 
+# %% ../../nbs/02_config.cloud.ipynb 8
 class CloudConfig(ConfigModel):
     "Object storage shared with a truck's telematics box: where, how often, how long to wait, how to retry; credentials from the environment only."
     url: str = Field("file://./tspace-cloud", min_length=1,

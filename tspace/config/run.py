@@ -13,7 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 from .core import read_toml, resource_path, validation_problems
 from .site import SiteConfig, DriverConfig
-from .storage import StorageConfig, HMIConfig
+from .storage import StorageConfig
+from .hmi import HMIConfig
 from .agent import AgentConfig
 from .loop import LoopConfig
 from .vehicle import VehicleConfig

@@ -4,17 +4,29 @@
 
 # %% ../../nbs/02_config.truck.ipynb 3
 from __future__ import annotations
+import math
+from fastcore.basics import patch
 from pydantic import Field, model_validator
 from .core import ConfigModel
 
 # %% auto 0
 __all__ = ['TruckParams', 'DriverModelParams']
 
-# %% ../../nbs/02_config.truck.ipynb 4
+# %% ../../nbs/02_config.truck.ipynb 6
 _OCV_SOC = [0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
 _OCV_CELL_V = [3.30, 3.45, 3.55, 3.63, 3.68, 3.72, 3.76, 3.82, 3.89, 3.96, 4.05, 4.17]  # NMC cell
 _CELLS_IN_SERIES = 168
 
+def _check_ocv_curve(soc: list[float], v: list[float]) -> None:
+    "Raise `ValueError` naming the rule an open-circuit voltage curve (`v` in V over `soc` 0..1) breaks."
+    if len(soc) < 2 or len(soc) != len(v):
+        raise ValueError(f"ocv_soc ({len(soc)} points) and ocv_v ({len(v)} points) need the same length, at least 2")
+    if soc[0] != 0.0 or soc[-1] != 1.0 or any(b <= a for a, b in zip(soc, soc[1:])):
+        raise ValueError(f"ocv_soc = {soc}: must increase strictly from 0 to 1")
+    if v[0] <= 0 or any(b < a for a, b in zip(v, v[1:])):
+        raise ValueError(f"ocv_v = {v}: must be positive and non-decreasing with SOC")
+
+# %% ../../nbs/02_config.truck.ipynb 9
 class TruckParams(ConfigModel):
     "Physical parameters of the simulated battery-electric truck (defaults: an 18 t rigid truck)."
     # --- body and road load
@@ -59,27 +71,21 @@ class TruckParams(ConfigModel):
 
     @model_validator(mode="after")
     def _check_ocv(self):
-        soc, v = self.ocv_soc, self.ocv_v
-        if len(soc) < 2 or len(soc) != len(v):
-            raise ValueError(f"ocv_soc ({len(soc)} points) and ocv_v ({len(v)} points) need the same length, at least 2")
-        if soc[0] != 0.0 or soc[-1] != 1.0 or any(b <= a for a, b in zip(soc, soc[1:])):
-            raise ValueError(f"ocv_soc = {soc}: must increase strictly from 0 to 1")
-        if v[0] <= 0 or any(b < a for a, b in zip(v, v[1:])):
-            raise ValueError(f"ocv_v = {v}: must be positive and non-decreasing with SOC")
+        _check_ocv_curve(self.ocv_soc, self.ocv_v)
         return self
 
-    @property
-    def motor_max_speed_rads(self) -> float:
-        "Motor maximum speed, rad/s."
-        import math
-        return self.motor_max_speed_rpm * 2 * math.pi / 60
+# %% ../../nbs/02_config.truck.ipynb 15
+@patch(as_prop=True)
+def motor_max_speed_rads(self: TruckParams) -> float:
+    "Motor maximum speed, rad/s."
+    return self.motor_max_speed_rpm * 2 * math.pi / 60
 
-    @property
-    def top_speed_by_motor_kmh(self) -> float:
-        "Vehicle speed at which the motor reaches its maximum speed, km/h."
-        return self.motor_max_speed_rads / self.gear_ratio * self.wheel_radius_m * 3.6
+@patch(as_prop=True)
+def top_speed_by_motor_kmh(self: TruckParams) -> float:
+    "Vehicle speed at which the motor reaches its maximum speed, km/h."
+    return self.motor_max_speed_rads / self.gear_ratio * self.wheel_radius_m * 3.6
 
-# %% ../../nbs/02_config.truck.ipynb 5
+# %% ../../nbs/02_config.truck.ipynb 18
 class DriverModelParams(ConfigModel):
     "Settings of the simulated human driver that follows a drive cycle (model in `sim.truck`)."
     preview_s: float = Field(1.0, gt=0, le=10, description="how far ahead the driver reads the profile to anticipate its acceleration, s")

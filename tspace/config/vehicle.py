@@ -4,7 +4,6 @@
 
 # %% ../../nbs/02_config.vehicle.ipynb 3
 from __future__ import annotations
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 import numpy as np

@@ -4,23 +4,23 @@
 
 # %% ../../nbs/03_conn.can.ipynb 3
 from __future__ import annotations
-import math, sys, time
+import math, time
 from collections import Counter
 from operator import itemgetter
 from pathlib import Path
 from typing import Iterable, Iterator
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
 from ..data.core import DEFAULT_SIGNALS, INDEX_NAME
-from ..system.errors import ConfigError, DecodeError, TspaceConnectionError
-from ..system.log import get_logger
+from ..system.errors import ConfigError, DecodeError, TspaceConnectionError, check_int, check_number
+from ..system.log import ProblemCounter, get_logger
 
 log = get_logger(__name__)
 
 # %% auto 0
-__all__ = ['log', 'open_bus', 'load_dbc', 'SignalCodec', 'FrameAssembler', 'CanFrameDecoder', 'read_log', 'replay_frames',
-           'replay']
+__all__ = ['log', 'open_bus', 'load_dbc', 'SignalCodec', 'FrameAssembler', 'CanFrameDecoder', 'read_log', 'replay_frames']
 
 # %% ../../nbs/03_conn.can.ipynb 5
 from ..config.can import SIGNALS, DEFAULT_SIGNAL_MAP, CanConfig
@@ -80,60 +80,56 @@ class SignalCodec:
         ct = self.messages[frame_id][0].cycle_time
         return ct / 1000.0 if ct else default
 
-    def decode(self, frame_id: int, data: bytes) -> tuple[float, ...]:
-        "Values of the tspace signals frame `frame_id` carries, in `groups()` order; `DecodeError` if not decodable."
-        entry = self.messages.get(frame_id)
-        if entry is None: raise DecodeError(f"CAN id {frame_id:#x} carries no tspace signal")
-        m, pairs = entry
-        if len(data) != m.length: raise DecodeError(f"CAN id {frame_id:#x} ({m.name}): DLC {len(data)}, the DBC says {m.length}")
-        try: vals = m.decode(data, decode_choices=False)
-        except Exception as e: raise DecodeError(f"CAN id {frame_id:#x} ({m.name}): {e}") from None
-        return tuple(float(vals[d]) for d, _ in pairs)
-
-    def encode(self, values: dict[str, float], counter: int = 0, timestamp: float | None = None) -> list:
-        "python-can messages carrying `values` (tspace name -> value), one per DBC message, values clipped to the DBC ranges."
-        import can
-        out = []
-        for fid, (m, pairs) in self.messages.items():
-            sig = {s.name: 0 for s in m.signals}
-            for d, n in pairs:
-                s = m.get_signal_by_name(d)
-                v = float(values[n])
-                lo = s.minimum if s.minimum is not None else -math.inf; hi = s.maximum if s.maximum is not None else math.inf
-                sig[d] = min(max(v, lo), hi)
-            if self._counter[fid]: sig[self._counter[fid]] = counter % 256
-            data = m.encode(sig, scaling=True, strict=False)
-            out.append(can.Message(arbitration_id=fid, data=data, is_extended_id=m.is_extended_frame,
-                                   timestamp=time.time() if timestamp is None else timestamp))
-        return out
-
     def quantum(self, name: str) -> float:
         "Scale factor (one bit) of the DBC signal behind tspace signal `name`."
         dbc = next(d for d, n in self.signal_map.items() if n == name)
         return float(next(s for m in self.db.messages for s in m.signals if s.name == dbc).scale)
 
 # %% ../../nbs/03_conn.can.ipynb 14
-class _Throttle:
-    "Logs the 1st, 10th, 100th, ... occurrence of each kind of problem."
-    def __init__(self, logger, stats: Counter): self.log, self.stats = logger, stats
-    def __call__(self, kind: str, msg: str, n: int = 1):
-        before = self.stats[kind]; self.stats[kind] += n
-        if n > 0 and (before == 0 or int(math.log10(before + n)) > int(math.log10(max(before, 1)))):
-            self.log.warning("%s (%d so far): %s", kind, self.stats[kind], msg)
+@patch
+def decode(self: SignalCodec, frame_id: int, data: bytes) -> tuple[float, ...]:
+    "Values of the tspace signals frame `frame_id` carries, in `groups()` order; `DecodeError` if not decodable."
+    entry = self.messages.get(frame_id)
+    if entry is None: raise DecodeError(f"CAN id {frame_id:#x} carries no tspace signal")
+    m, pairs = entry
+    if len(data) != m.length: raise DecodeError(f"CAN id {frame_id:#x} ({m.name}): DLC {len(data)}, the DBC says {m.length}")
+    try: vals = m.decode(data, decode_choices=False)
+    except Exception as e: raise DecodeError(f"CAN id {frame_id:#x} ({m.name}): {e}") from None
+    return tuple(float(vals[d]) for d, _ in pairs)
 
+@patch
+def encode(self: SignalCodec, values: dict[str, float], counter: int = 0, timestamp: float | None = None) -> list:
+    "python-can messages carrying `values` (tspace name -> value), one per DBC message, values clipped to the DBC ranges."
+    import can
+    out = []
+    for fid, (m, pairs) in self.messages.items():
+        sig = {s.name: 0 for s in m.signals}
+        for d, n in pairs:
+            s = m.get_signal_by_name(d)
+            v = float(values[n])
+            lo = s.minimum if s.minimum is not None else -math.inf; hi = s.maximum if s.maximum is not None else math.inf
+            sig[d] = min(max(v, lo), hi)
+        if self._counter[fid]: sig[self._counter[fid]] = counter % 256
+        data = m.encode(sig, scaling=True, strict=False)
+        out.append(can.Message(arbitration_id=fid, data=data, is_extended_id=m.is_extended_frame,
+                               timestamp=time.time() if timestamp is None else timestamp))
+    return out
+
+# %% ../../nbs/03_conn.can.ipynb 17
 class FrameAssembler:
     "Decoded samples (per group of signals sharing a timestamp) -> DataFrames of `frame_len` samples at `sample_hz` on a uniform UTC grid."
     def __init__(self, groups: dict, frame_len: int, sample_hz: float, signals: tuple[str, ...] = SIGNALS,
                  max_gap_s: float = 0.25, limits=DEFAULT_SIGNALS, stats: Counter | None = None):
         names = [n for g in groups.values() for n in g]
         if sorted(names) != sorted(signals): raise ConfigError(f"groups {groups} must carry each of {list(signals)} exactly once")
-        if frame_len < 2 or not sample_hz > 0: raise ConfigError(f"frame_len = {frame_len}, sample_hz = {sample_hz}: need >= 2 and > 0")
+        check_int("frame_len", frame_len, 2)
+        check_number("sample_hz", sample_hz, gt=0)
         self.groups, self.signals = {k: tuple(v) for k, v in groups.items()}, tuple(signals)
         self.frame_len, self.sample_hz, self.max_gap_s = int(frame_len), float(sample_hz), float(max_gap_s)
         self._lo = {k: np.array([limits[n].min if n in limits and limits[n].min is not None else -np.inf for n in g]) for k, g in self.groups.items()}
         self._hi = {k: np.array([limits[n].max if n in limits and limits[n].max is not None else np.inf for n in g]) for k, g in self.groups.items()}
-        self.stats = stats if stats is not None else Counter()
-        self._note = _Throttle(log, self.stats)
+        self._note = ProblemCounter(log, stats)
+        self.stats = self._note.stats
         self._columns = pd.Index(self.signals); self._col = {n: i for i, n in enumerate(self.signals)}
         self.reset()
 
@@ -149,87 +145,94 @@ class FrameAssembler:
         "One sample of group `key` at bus time `t` (s since the epoch, UTC)."
         self._new_t[key].append(t); self._new_v[key].append(values); self._pending += 1
 
-    def _absorb(self, key) -> None:
-        ts = np.asarray(self._new_t[key], dtype=float)
-        if not len(ts): return
-        vs = np.asarray(self._new_v[key], dtype=float).reshape(len(ts), -1)
-        self._new_t[key].clear(); self._new_v[key].clear()
-        old_t, old_v = self._t[key], self._v[key]
-        last = old_t[-1] if len(old_t) else -np.inf
-        # out of order: not newer than the running maximum
-        runmax = np.maximum.accumulate(np.concatenate([[last], ts]))[:-1]
-        ok = ts > runmax
-        if not ok.all():
-            self._note("out_of_order", f"{int((~ok).sum())} sample(s) of {self.groups[key]} not newer than their predecessor", int((~ok).sum()))
-            ts, vs = ts[ok], vs[ok]
-        bad = ~np.isfinite(vs) | (vs < self._lo[key]) | (vs > self._hi[key])
-        if bad.any():
-            i, j = np.argwhere(bad)[0]
-            self._note("out_of_range", f"{self.groups[key][j]} = {vs[i, j]!r} outside "
-                       f"{self._lo[key][j]:g}..{self._hi[key][j]:g}", int(bad.sum()))
-            vs = np.where(bad, np.nan, vs)
-        self._t[key] = np.concatenate([old_t, ts]); self._v[key] = np.concatenate([old_v, vs])
+# %% ../../nbs/03_conn.can.ipynb 20
+@patch
+def _absorb(self: FrameAssembler, key) -> None:
+    ts = np.asarray(self._new_t[key], dtype=float)
+    if not len(ts): return
+    vs = np.asarray(self._new_v[key], dtype=float).reshape(len(ts), -1)
+    self._new_t[key].clear(); self._new_v[key].clear()
+    old_t, old_v = self._t[key], self._v[key]
+    last = old_t[-1] if len(old_t) else -np.inf
+    # out of order: not newer than the running maximum
+    runmax = np.maximum.accumulate(np.concatenate([[last], ts]))[:-1]
+    ok = ts > runmax
+    if not ok.all():
+        self._note("out_of_order", f"{int((~ok).sum())} sample(s) of {self.groups[key]} not newer than their predecessor", int((~ok).sum()))
+        ts, vs = ts[ok], vs[ok]
+    bad = ~np.isfinite(vs) | (vs < self._lo[key]) | (vs > self._hi[key])
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        self._note("out_of_range", f"{self.groups[key][j]} = {vs[i, j]!r} outside "
+                   f"{self._lo[key][j]:g}..{self._hi[key][j]:g}", int(bad.sum()))
+        vs = np.where(bad, np.nan, vs)
+    self._t[key] = np.concatenate([old_t, ts]); self._v[key] = np.concatenate([old_v, vs])
 
-    def _check_gaps(self) -> None:
-        cut, hole = -np.inf, np.inf
-        for key, ts in self._t.items():
-            if len(ts) < 2: continue
-            g = np.flatnonzero(np.diff(ts) > self.max_gap_s)
-            if len(g):
-                self._note("gaps", f"{self.groups[key]} silent for {ts[g[-1] + 1] - ts[g[-1]]:.3f} s "
-                           f"(limit {self.max_gap_s} s) before t={ts[g[-1] + 1]:.3f}", len(g))
-                cut = max(cut, ts[g[-1] + 1]); hole = min(hole, ts[g[0]])
-        if cut > -np.inf:
-            if self._t0 is not None:     # grid points of the unfinished frame that had data before the hole
-                self.stats["partial_dropped"] += int(min(max(math.floor((hole - self._t0) * self.sample_hz) + 1 - self._k, 0), self.frame_len - 1))
-            for key in self._t:
-                keep = self._t[key] >= cut
-                self._t[key], self._v[key] = self._t[key][keep], self._v[key][keep]
-            self._t0, self._k = None, 0
+@patch
+def _check_gaps(self: FrameAssembler) -> None:
+    cut, hole = -np.inf, np.inf
+    for key, ts in self._t.items():
+        if len(ts) < 2: continue
+        g = np.flatnonzero(np.diff(ts) > self.max_gap_s)
+        if len(g):
+            self._note("gaps", f"{self.groups[key]} silent for {ts[g[-1] + 1] - ts[g[-1]]:.3f} s "
+                       f"(limit {self.max_gap_s} s) before t={ts[g[-1] + 1]:.3f}", len(g))
+            cut = max(cut, ts[g[-1] + 1]); hole = min(hole, ts[g[0]])
+    if cut > -np.inf:
+        if self._t0 is not None:     # grid points of the unfinished frame that had data before the hole
+            self.stats["partial_dropped"] += int(min(max(math.floor((hole - self._t0) * self.sample_hz) + 1 - self._k, 0), self.frame_len - 1))
+        for key in self._t:
+            keep = self._t[key] >= cut
+            self._t[key], self._v[key] = self._t[key][keep], self._v[key][keep]
+        self._t0, self._k = None, 0
 
-    def pop(self) -> list[pd.DataFrame]:
-        "Every frame that the samples so far complete (possibly none)."
-        for key in self.groups: self._absorb(key)
-        self._pending = 0
-        self._check_gaps()
-        if any(not len(t) for t in self._t.values()): self.due = -math.inf; return []
-        if self._t0 is None:
-            self._t0 = max(float(t[0]) for t in self._t.values()); self._k = 0
-        hz, n = self.sample_hz, self.frame_len
-        latest = min(float(t[-1]) for t in self._t.values())
-        count = 0
-        while self._t0 + (self._k + count * n + n - 1) / hz <= latest: count += 1
-        frames = self._frames(count) if count else []
-        self._k += count * n
-        self._trim()
-        self.due = self._t0 + (self._k + n - 1) / hz
-        return frames
+# %% ../../nbs/03_conn.can.ipynb 23
+@patch
+def pop(self: FrameAssembler) -> list[pd.DataFrame]:
+    "Every frame that the samples so far complete (possibly none)."
+    for key in self.groups: self._absorb(key)
+    self._pending = 0
+    self._check_gaps()
+    if any(not len(t) for t in self._t.values()): self.due = -math.inf; return []
+    if self._t0 is None:
+        self._t0 = max(float(t[0]) for t in self._t.values()); self._k = 0
+    hz, n = self.sample_hz, self.frame_len
+    latest = min(float(t[-1]) for t in self._t.values())
+    count = 0
+    while self._t0 + (self._k + count * n + n - 1) / hz <= latest: count += 1
+    frames = self._frames(count) if count else []
+    self._k += count * n
+    self._trim()
+    self.due = self._t0 + (self._k + n - 1) / hz
+    return frames
 
-    def _frames(self, count: int) -> list[pd.DataFrame]:
-        "The next `count` frames: interpolated and time-stamped in one go, then cut into frames of `frame_len` rows."
-        n, hz, t0 = self.frame_len, self.sample_hz, self._t0
-        rel = (self._k + np.arange(count * n)) / hz
-        data = np.empty((count * n, len(self.signals)))
-        for key, g in self.groups.items():
-            ts = self._t[key] - t0
-            for j, name in enumerate(g):
-                v = self._v[key][:, j]; ok = np.isfinite(v)
-                data[:, self._col[name]] = (np.interp(rel, ts, v) if ok.all() else np.interp(rel, ts[ok], v[ok])) if ok.any() else np.nan
-        t0_ns = int(round(t0 * 1e6)) * 1000
-        ns = t0_ns + np.round(rel * 1e9).astype(np.int64)
-        idx = pd.DatetimeIndex(ns.view("M8[ns]"), name=INDEX_NAME).tz_localize("UTC")
-        self.stats["frames"] += count
-        cols = self._columns
-        return [pd.DataFrame(data[i:i + n], index=idx[i:i + n], columns=cols) for i in range(0, count * n, n)]
+@patch
+def _frames(self: FrameAssembler, count: int) -> list[pd.DataFrame]:
+    "The next `count` frames: interpolated and time-stamped in one go, then cut into frames of `frame_len` rows."
+    n, hz, t0 = self.frame_len, self.sample_hz, self._t0
+    rel = (self._k + np.arange(count * n)) / hz
+    data = np.empty((count * n, len(self.signals)))
+    for key, g in self.groups.items():
+        ts = self._t[key] - t0
+        for j, name in enumerate(g):
+            v = self._v[key][:, j]; ok = np.isfinite(v)
+            data[:, self._col[name]] = (np.interp(rel, ts, v) if ok.all() else np.interp(rel, ts[ok], v[ok])) if ok.any() else np.nan
+    t0_ns = int(round(t0 * 1e6)) * 1000
+    ns = t0_ns + np.round(rel * 1e9).astype(np.int64)
+    idx = pd.DatetimeIndex(ns.view("M8[ns]"), name=INDEX_NAME).tz_localize("UTC")
+    self.stats["frames"] += count
+    cols = self._columns
+    return [pd.DataFrame(data[i:i + n], index=idx[i:i + n], columns=cols) for i in range(0, count * n, n)]
 
-    def _trim(self) -> None:
-        "Drop samples no future grid point needs (keep the last one at or before the next grid point)."
-        nxt = self._t0 + self._k / self.sample_hz
-        for key, ts in self._t.items():
-            i = max(int(np.searchsorted(ts, nxt, side="right")) - 1, 0)
-            if i: self._t[key], self._v[key] = ts[i:], self._v[key][i:]
+@patch
+def _trim(self: FrameAssembler) -> None:
+    "Drop samples no future grid point needs (keep the last one at or before the next grid point)."
+    nxt = self._t0 + self._k / self.sample_hz
+    for key, ts in self._t.items():
+        i = max(int(np.searchsorted(ts, nxt, side="right")) - 1, 0)
+        if i: self._t[key], self._v[key] = ts[i:], self._v[key][i:]
 
-# %% ../../nbs/03_conn.can.ipynb 19
+# %% ../../nbs/03_conn.can.ipynb 28
 def _picker(names: tuple[str, ...]):
     "A function that takes the tspace signals `names` (in order, as a tuple) out of cantools' decoded dict."
     if len(names) > 1: return itemgetter(*names)
@@ -242,7 +245,7 @@ class CanFrameDecoder:
         self.codec = codec
         self.stats = stats if stats is not None else Counter()
         self.assembler = FrameAssembler(codec.groups(), frame_len, sample_hz, max_gap_s=max_gap_s, stats=self.stats)
-        self._note = _Throttle(log, self.stats)
+        self._note = ProblemCounter(log, self.stats)
         self._decoders = {fid: (m.decode, m.length, tuple(d for d, _ in pairs)) for fid, (m, pairs) in codec.messages.items()}
         self._add = self.assembler.add
 
@@ -270,52 +273,6 @@ class CanFrameDecoder:
         self.stats["decoded"] += 1
         self._add(fid, msg.timestamp, tuple([vals[n] for n in names]))
 
-    def consume(self, recv, stop, on_frames, on_id=None, watch_id: int = -1, on_idle=None, batch_s: float = 0.02,
-                on_error=None) -> None:
-        """The hot loop of a live reader: `recv(timeout)` messages until `stop` (an Event) is set; completed frames go
-        to `on_frames(list)`, messages with id `watch_id` to `on_id(msg)`, and `on_idle()` runs when `recv` times out.
-        When `recv` raises, `on_error(exc)` decides: it returns what `recv` should have (None: a quiet bus) or raises;
-        without `on_error` the exception propagates.
-        Equivalent to `feed` per message, with the per-message work inlined; frames are assembled when due, at most
-        every `batch_s` s of wall time (or every 4096 messages) so that bursts are handled in batches."""
-        asm, stats, feed = self.assembler, self.stats, self.feed
-        # per signal-carrying id: (decode, DLC, pick the tspace signals from cantools' dict, append time, append values)
-        decoders = {fid: (getattr(self.codec.messages[fid][0], "decode_simple", decode), length, _picker(names),
-                          asm._new_t[fid].append, asm._new_v[fid].append)
-                    for fid, (decode, length, names) in self._decoders.items()}
-        get, mono = decoders.get, time.monotonic
-        n = 0; next_pop = mono()
-        while True:
-            try: m = recv(0.05)
-            except Exception as e:
-                if on_error is None: raise
-                m = on_error(e)
-            if m is None:
-                if n: stats["received"] += n; stats["decoded"] += n; asm._pending += n; n = 0
-                if stop.is_set(): break
-                if asm._pending: on_frames(asm.pop())
-                if on_idle is not None: on_idle()
-                continue
-            dec = get(m.arbitration_id)
-            if dec is None or m.is_error_frame or m.is_remote_frame or len(m.data) != dec[1]:
-                if m.arbitration_id == watch_id and on_id is not None and not m.is_error_frame: on_id(m)
-                else: feed(m)
-                continue
-            try: vals = dec[0](m.data, False)
-            except Exception:
-                feed(m); continue                               # counted as undecodable there
-            t = m.timestamp
-            dec[3](t); dec[4](dec[2](vals))
-            n += 1
-            if n >= 4096 or (t >= asm.due and mono() >= next_pop):
-                stats["received"] += n; stats["decoded"] += n; asm._pending += n; n = 0
-                frames = asm.pop()
-                if frames: on_frames(frames)
-                next_pop = mono() + batch_s
-                if stop.is_set(): break
-        if n: stats["received"] += n; stats["decoded"] += n
-        if asm._pending: on_frames(asm.pop())
-
     def feed_many(self, msgs: Iterable) -> list[pd.DataFrame]:
         "Feed every message and return the frames they complete."
         feed, asm, out = self.feed, self.assembler, []
@@ -324,7 +281,55 @@ class CanFrameDecoder:
             if m.timestamp >= asm.due or asm._pending >= 8192: out += asm.pop()
         return out + asm.pop()
 
-# %% ../../nbs/03_conn.can.ipynb 22
+# %% ../../nbs/03_conn.can.ipynb 31
+@patch
+def consume(self: CanFrameDecoder, recv, stop, on_frames, on_id=None, watch_id: int = -1, on_idle=None, batch_s: float = 0.02,
+            on_error=None) -> None:
+    """The hot loop of a live reader: `recv(timeout)` messages until `stop` (an Event) is set; completed frames go
+    to `on_frames(list)`, messages with id `watch_id` to `on_id(msg)`, and `on_idle()` runs when `recv` times out.
+    When `recv` raises, `on_error(exc)` decides: it returns what `recv` should have (None: a quiet bus) or raises;
+    without `on_error` the exception propagates.
+    Equivalent to `feed` per message, with the per-message work inlined; frames are assembled when due, at most
+    every `batch_s` s of wall time (or every 4096 messages) so that bursts are handled in batches."""
+    asm, stats, feed = self.assembler, self.stats, self.feed
+    # per signal-carrying id: (decode, DLC, pick the tspace signals from cantools' dict, append time, append values)
+    decoders = {fid: (getattr(self.codec.messages[fid][0], "decode_simple", decode), length, _picker(names),
+                      asm._new_t[fid].append, asm._new_v[fid].append)
+                for fid, (decode, length, names) in self._decoders.items()}
+    get, mono = decoders.get, time.monotonic
+    n = 0; next_pop = mono()
+    while True:
+        try: m = recv(0.05)
+        except Exception as e:
+            if on_error is None: raise
+            m = on_error(e)
+        if m is None:
+            if n: stats["received"] += n; stats["decoded"] += n; asm._pending += n; n = 0
+            if stop.is_set(): break
+            if asm._pending: on_frames(asm.pop())
+            if on_idle is not None: on_idle()
+            continue
+        dec = get(m.arbitration_id)
+        if dec is None or m.is_error_frame or m.is_remote_frame or len(m.data) != dec[1]:
+            if m.arbitration_id == watch_id and on_id is not None and not m.is_error_frame: on_id(m)
+            else: feed(m)
+            continue
+        try: vals = dec[0](m.data, False)
+        except Exception:
+            feed(m); continue                               # counted as undecodable there
+        t = m.timestamp
+        dec[3](t); dec[4](dec[2](vals))
+        n += 1
+        if n >= 4096 or (t >= asm.due and mono() >= next_pop):
+            stats["received"] += n; stats["decoded"] += n; asm._pending += n; n = 0
+            frames = asm.pop()
+            if frames: on_frames(frames)
+            next_pop = mono() + batch_s
+            if stop.is_set(): break
+    if n: stats["received"] += n; stats["decoded"] += n
+    if asm._pending: on_frames(asm.pop())
+
+# %% ../../nbs/03_conn.can.ipynb 34
 def read_log(path) -> Iterator:
     "The messages of CAN log `path` (any format python-can's `LogReader` knows by suffix)."
     import can
@@ -343,50 +348,3 @@ def replay_frames(path, cfg: CanConfig | None = None, frame_len: int = 30, sampl
         feed(m)
         if m.timestamp >= asm.due or asm._pending >= 8192: yield from asm.pop()
     yield from asm.pop()
-
-# %% ../../nbs/03_conn.can.ipynb 24
-from fastcore.script import call_parse, Param
-
-@call_parse
-def replay(log_file: Param("CAN log: .asc, .blf, .log (candump), .csv, ... (python-can LogReader)", str),
-           dbc: Param("DBC file (default: tspace's res/truck.dbc)", str) = None,
-           config: Param("tspace config file whose vehicle.can section gives the DBC and signal names", str) = None,
-           frame_len: Param("samples per frame (default: the config's field frame)", int) = None,
-           sample_hz: Param("sample rate, Hz (default: the config's field frame)", float) = None,
-           out: Param("write all frames to this .csv or .parquet file", str) = None,
-           pool: Param("store the drive as one episode of records (the config's vehicle, driver and site) in this pool folder", str) = None):
-    "Replay a recorded CAN log through the DBC into state frames; print counters (and the frames, or write them with --out, or store them with --pool)."
-    from tspace.config.vehicle import VehicleConfig
-    try:
-        from tspace.config.run import load_config
-        cfg, vframe = CanConfig(), VehicleConfig().field_frame
-        rc = load_config(config)
-        if config is not None: vframe, cfg = rc.vehicle.field_frame, getattr(rc.vehicle, "can", cfg)
-        if dbc is not None: cfg = cfg.model_copy(update=dict(dbc=dbc))
-        dec = CanFrameDecoder.from_config(cfg, frame_len or vframe.frame_len, sample_hz or vframe.sample_hz)
-        frames = list(replay_frames(log_file, decoder=dec))
-    except (ConfigError, DecodeError, FileNotFoundError) as e:
-        print(f"tspace replay: {e}", file=sys.stderr); return 2
-    counts = {k: v for k, v in sorted(dec.stats.items())}
-    print(f"{log_file}: {len(frames)} frame(s); " + ", ".join(f"{k}={v}" for k, v in counts.items()))
-    if pool is not None:
-        from tspace.data.core import ObservationMeta
-        from tspace.dataflow.cruncher import store_recorded_drive
-        from tspace.storage.pool.parquet import ParquetPool
-        from tspace.system.errors import DataError, StorageError
-        m = rc.observation_meta()
-        meta = ObservationMeta.model_validate({**m.model_dump(), "state": {**m.state.model_dump(), "frame_len": dec.assembler.frame_len,
-                                                                          "sample_hz": dec.assembler.sample_hz}})
-        try:
-            with ParquetPool(pool, meta) as p: stored = store_recorded_drive(frames, meta, p, name=Path(log_file).name)
-        except (DataError, StorageError) as e:
-            print(f"tspace replay: {e}", file=sys.stderr); return 2
-        print(f"stored {stored['records_stored']} record(s) of {meta.vehicle}/{meta.driver} in {pool} "
-              f"(bad frames {stored['bad_frames']}, gaps {stored['gaps']})")
-        return 0
-    if frames:
-        df = pd.concat(frames)
-        if out is None: print(df.to_string(max_rows=20))
-        elif out.endswith(".parquet"): df.to_parquet(out)
-        else: df.to_csv(out)
-    return 0

@@ -8,19 +8,19 @@ import json, queue, threading, time, uuid
 from collections import Counter, deque
 from typing import Iterator
 import pandas as pd
-from ..config.storage import HMIConfig
-from .can import _Throttle
+from fastcore.basics import patch
+from ..config.hmi import HMIConfig
 from .udp import HMI_STATUSES
 from ..data.time import ensure_aware
 from ..system.errors import ConfigError, DataError, DecodeError, TspaceConnectionError
-from ..system.log import get_logger
+from ..system.log import ProblemCounter, get_logger
 
 log = get_logger(__name__)
 
 # %% auto 0
 __all__ = ['log', 'vehicle_topic', 'hmi_payload', 'parse_hmi_payload', 'MqttHMI']
 
-# %% ../../nbs/03_conn.mqtt.ipynb 4
+# %% ../../nbs/03_conn.mqtt.ipynb 5
 def vehicle_topic(cfg: HMIConfig, vehicle: str) -> str:
     "The MQTT topic of `vehicle`: `cfg.topic` with `{vehicle}` replaced; wildcards are refused (one topic per vehicle)."
     topic = cfg.topic.replace("{vehicle}", vehicle)
@@ -54,7 +54,7 @@ def parse_hmi_payload(payload: bytes | str) -> tuple[str, pd.Timestamp | None, s
     mid = doc.get("id")
     return st, at, None if mid is None else str(mid)
 
-# %% ../../nbs/03_conn.mqtt.ipynb 5
+# %% ../../nbs/03_conn.mqtt.ipynb 9
 class MqttHMI:
     "Episode control from an MQTT broker on the vehicle's topic: yields `('hmi', status)` like the UDP source; `connect()` first."
     def __init__(self, cfg: HMIConfig | None = None, vehicle: str = "sim-truck-01", *, client_id: str | None = None, qos: int = 1,
@@ -68,12 +68,11 @@ class MqttHMI:
         self.host, self.port = self.cfg.host, self.cfg.port or 1883
         self.connect_timeout_s, self.offline_s, self.keepalive_s = float(connect_timeout_s), float(offline_s), int(keepalive_s)
         self.stats = Counter()
-        self._note = _Throttle(log, self.stats)
+        self._note = ProblemCounter(log, self.stats)
         self._q: queue.Queue = queue.Queue(maxsize)    # paho's thread must never block: beyond this, events are dropped (counted)
         self._seen: deque = deque(maxlen=dedupe)
         self._subscribed, self._closing = threading.Event(), False
-        self._refused: str | None = None
-        self._down_since: float | None = None
+        self._refused, self._down_since = None, None    # why the broker refused us; since when it is gone (monotonic s)
         self._lock = threading.Lock()
         cid = client_id or f"tspace-{vehicle}-{uuid.uuid4().hex[:8]}"
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv311, clean_session=True)
@@ -85,7 +84,6 @@ class MqttHMI:
 
     def __repr__(self): return f"MqttHMI({self.host}:{self.port} {self.topic!r}, {dict(self.stats)})"
 
-    # ---- paho callbacks (its network thread) -----------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
             self._refused = str(reason_code); self.stats["refused"] += 1
@@ -117,75 +115,86 @@ class MqttHMI:
                 self.stats["dropped"] += 1
                 log.error("HMI events not taken: %d waiting; %s dropped (%d so far)", self._q.qsize(), ev[0], self.stats["dropped"])
 
-    # ---- messages --------------------------------------------------------------------------------
-    def handle(self, payload: bytes) -> list[tuple[str, pd.Timestamp | None]]:
-        "`[(status, at)]` from one message payload; `[]` for a malformed or duplicate one (counted)."
-        try: status, at, mid = parse_hmi_payload(payload)
-        except DecodeError as e:
-            self._note("malformed", str(e)); return []
-        with self._lock:
-            if mid is not None:
-                if mid in self._seen: self.stats["duplicates"] += 1; return []
-                self._seen.append(mid)
-            self.stats[f"hmi_{status}"] += 1
-        return [(status, at)]
+# %% ../../nbs/03_conn.mqtt.ipynb 12
+@patch
+def handle(self: MqttHMI, payload: bytes) -> list[tuple[str, pd.Timestamp | None]]:
+    "`[(status, at)]` from one message payload; `[]` for a malformed or duplicate one (counted)."
+    try: status, at, mid = parse_hmi_payload(payload)
+    except DecodeError as e:
+        self._note("malformed", str(e)); return []
+    with self._lock:
+        if mid is not None:
+            if mid in self._seen: self.stats["duplicates"] += 1; return []
+            self._seen.append(mid)
+        self.stats[f"hmi_{status}"] += 1
+    return [(status, at)]
 
-    def get(self, timeout: float | None = None) -> tuple[str, pd.Timestamp | None] | None:
-        "The oldest `(status, at)` received; None after `timeout` s without one."
-        try: return self._q.get(timeout=timeout)
-        except queue.Empty: return None
+@patch
+def get(self: MqttHMI, timeout: float | None = None) -> tuple[str, pd.Timestamp | None] | None:
+    "The oldest `(status, at)` received; None after `timeout` s without one."
+    try: return self._q.get(timeout=timeout)
+    except queue.Empty: return None
 
-    def messages(self, stop: threading.Event | None = None, poll_s: float = 0.1) -> Iterator[tuple[str, pd.Timestamp | None]]:
-        "Yield `(status, at)` until `stop` is set or after `exit`; `TspaceConnectionError` once the broker is gone for `offline_s`."
-        while stop is None or not stop.is_set():
-            item = self.get(timeout=poll_s)
-            if item is None:
-                down = self._down_since
-                if down is not None and time.monotonic() - down > self.offline_s:
-                    raise TspaceConnectionError(f"MQTT broker {self.host}:{self.port}: gone for more than {self.offline_s:g} s")
-                continue
-            yield item
-            if item[0] == "exit": return
+@patch
+def messages(self: MqttHMI, stop: threading.Event | None = None, poll_s: float = 0.1) -> Iterator[tuple[str, pd.Timestamp | None]]:
+    "Yield `(status, at)` until `stop` is set or after `exit`; `TspaceConnectionError` once the broker is gone for `offline_s`."
+    while stop is None or not stop.is_set():
+        item = self.get(timeout=poll_s)
+        if item is None:
+            down = self._down_since
+            if down is not None and time.monotonic() - down > self.offline_s:
+                raise TspaceConnectionError(f"MQTT broker {self.host}:{self.port}: gone for more than {self.offline_s:g} s")
+            continue
+        yield item
+        if item[0] == "exit": return
 
-    def events(self, stop: threading.Event | None = None) -> Iterator[tuple[str, str]]:
-        "Yield `('hmi', status)` as the UDP source does, until `stop` or after `exit`."
-        for status, _ in self.messages(stop): yield ("hmi", status)
+@patch
+def events(self: MqttHMI, stop: threading.Event | None = None) -> Iterator[tuple[str, str]]:
+    "Yield `('hmi', status)` as the UDP source does, until `stop` or after `exit`."
+    for status, _ in self.messages(stop): yield ("hmi", status)
 
-    def pump(self, stop: threading.Event, out) -> int:
-        "Worker: put `(status, at)` items on `out` (e.g. the Cruncher's event queue) until `stop` or `exit`; returns how many."
-        n = 0
-        for item in self.messages(stop):
-            out.put(item); n += 1
-        return n
+@patch
+def pump(self: MqttHMI, stop: threading.Event, out) -> int:
+    "Worker: put `(status, at)` items on `out` (e.g. the Cruncher's event queue) until `stop` or `exit`; returns how many."
+    n = 0
+    for item in self.messages(stop):
+        out.put(item); n += 1
+    return n
 
-    # ---- connection ------------------------------------------------------------------------------
-    def connect(self) -> "MqttHMI":
-        "Connect, subscribe, and start paho's network thread; `TspaceConnectionError` if the broker is unreachable or refuses."
-        where = f"MQTT broker {self.host}:{self.port}"
-        try: self.client.connect(self.host, self.port, keepalive=self.keepalive_s)
-        except (OSError, ValueError) as e: raise TspaceConnectionError(f"{where}: cannot connect: {e}") from e
-        self.client.loop_start()
-        deadline = time.monotonic() + self.connect_timeout_s
-        while not self._subscribed.wait(0.02):
-            if self._refused is not None or time.monotonic() > deadline:
-                why = f"refused: {self._refused}" if self._refused else f"no subscription within {self.connect_timeout_s:g} s"
-                self.close()
-                raise TspaceConnectionError(f"{where}: {why}")
-        return self
+# %% ../../nbs/03_conn.mqtt.ipynb 15
+@patch
+def connect(self: MqttHMI) -> "MqttHMI":
+    "Connect, subscribe, and start paho's network thread; `TspaceConnectionError` if the broker is unreachable or refuses."
+    where = f"MQTT broker {self.host}:{self.port}"
+    try: self.client.connect(self.host, self.port, keepalive=self.keepalive_s)
+    except (OSError, ValueError) as e: raise TspaceConnectionError(f"{where}: cannot connect: {e}") from e
+    self.client.loop_start()
+    deadline = time.monotonic() + self.connect_timeout_s
+    while not self._subscribed.wait(0.02):
+        if self._refused is not None or time.monotonic() > deadline:
+            why = f"refused: {self._refused}" if self._refused else f"no subscription within {self.connect_timeout_s:g} s"
+            self.close()
+            raise TspaceConnectionError(f"{where}: {why}")
+    return self
 
-    def publish(self, status: str, at=None, id: str | None = None, timeout: float = 5.0) -> None:
-        "Send an episode-control message on this vehicle's topic (what the driver's app does)."
-        info = self.client.publish(self.topic, hmi_payload(status, at, id), qos=self.qos)
-        try: info.wait_for_publish(timeout)
-        except (RuntimeError, ValueError) as e: raise TspaceConnectionError(f"MQTT publish of {status!r} failed: {e}") from e
-        if not info.is_published(): raise TspaceConnectionError(f"MQTT publish of {status!r}: not acknowledged within {timeout:g} s")
+@patch
+def publish(self: MqttHMI, status: str, at=None, id: str | None = None, timeout: float = 5.0) -> None:
+    "Send an episode-control message on this vehicle's topic (what the driver's app does)."
+    info = self.client.publish(self.topic, hmi_payload(status, at, id), qos=self.qos)
+    try: info.wait_for_publish(timeout)
+    except (RuntimeError, ValueError) as e: raise TspaceConnectionError(f"MQTT publish of {status!r} failed: {e}") from e
+    if not info.is_published(): raise TspaceConnectionError(f"MQTT publish of {status!r}: not acknowledged within {timeout:g} s")
 
-    def close(self) -> None:
-        "Disconnect and stop paho's network thread."
-        self._closing = True
-        try: self.client.disconnect()
-        except Exception: pass
-        self.client.loop_stop()
+@patch
+def close(self: MqttHMI) -> None:
+    "Disconnect and stop paho's network thread."
+    self._closing = True
+    try: self.client.disconnect()
+    except Exception: pass
+    self.client.loop_stop()
 
-    def __enter__(self): return self.connect()
-    def __exit__(self, *exc): self.close()
+@patch
+def __enter__(self: MqttHMI): return self.connect()
+
+@patch
+def __exit__(self: MqttHMI, *exc): self.close()

@@ -10,22 +10,23 @@ from dataclasses import dataclass
 from typing import Any, Callable
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 from ..config.cloud import CloudConfig, url_scheme
 from ..config.site import ID_PATTERN
 from ..data.core import DEFAULT_SIGNALS, INDEX_NAME
 from ..data.time import ensure_aware, ensure_aware_index
-from ..system.errors import ConfigError, DataError, DecodeError, StorageError, TspaceConnectionError
+from ..system.errors import ConfigError, DataError, DecodeError, StorageError, TspaceConnectionError, check_int
 from ..system.log import get_logger
 
 log = get_logger(__name__)
 
 # %% auto 0
 __all__ = ['log', 'SIGNALS', 'CHUNK_FIELDS', 'CHUNK_UNITS', 'FORMAT_SIGNALS', 'FORMAT_REQUEST', 'FORMAT_ACK', 'FORMAT_MAP',
-           'CHUNK_NAME_RE', 'chunk_name', 'chunk_time', 'new_request_id', 'CloudLayout', 'is_transient', 'ObjectStore',
-           'loads', 'dumps', 'SignalChunk', 'encode_chunk', 'decode_chunk', 'encode_request', 'decode_request',
-           'TorqueAck', 'encode_ack', 'decode_ack', 'encode_torque_map', 'decode_torque_map']
+           'CHUNK_NAME_RE', 'chunk_name', 'chunk_time', 'new_request_id', 'CloudLayout', 'loads', 'dumps',
+           'is_transient', 'ObjectStore', 'SignalChunk', 'encode_chunk', 'decode_chunk', 'encode_request',
+           'decode_request', 'TorqueAck', 'encode_ack', 'decode_ack', 'encode_torque_map', 'decode_torque_map']
 
-# %% ../../nbs/03_conn.objstore.ipynb 4
+# %% ../../nbs/03_conn.objstore.ipynb 5
 SIGNALS: tuple[str, ...] = tuple(DEFAULT_SIGNALS)
 "tspace's signals in frame column order: velocity, thrust, brake, current, voltage."
 
@@ -71,7 +72,22 @@ class CloudLayout:
     def cursor(self, consumer: str) -> str: return f"{self.cursors}/{consumer}.json"
     def __repr__(self): return f"CloudLayout({self.base!r})"
 
-# %% ../../nbs/03_conn.objstore.ipynb 6
+# %% ../../nbs/03_conn.objstore.ipynb 8
+def _refuse_constant(c):
+    raise DecodeError(f"JSON constant {c} is not a number tspace accepts")
+
+def loads(data: bytes | str, what: str = "object") -> Any:
+    "JSON from `data`; `DecodeError` naming `what` if it is not valid JSON (NaN and Infinity are refused)."
+    try: return json.loads(data, parse_constant=_refuse_constant)
+    except DecodeError as e: raise DecodeError(f"{what}: {e}") from None
+    except (ValueError, UnicodeDecodeError) as e: raise DecodeError(f"{what}: not valid JSON ({e})") from None
+
+def dumps(doc, what: str = "object") -> bytes:
+    "Compact JSON bytes of `doc`; `DataError` naming `what` for NaN or infinite numbers."
+    try: return json.dumps(doc, allow_nan=False, separators=(",", ":")).encode()
+    except ValueError as e: raise DataError(f"{what}: cannot be written as JSON ({e})") from None
+
+# %% ../../nbs/03_conn.objstore.ipynb 11
 _TRANSIENT_ERRNO = {errno.EBUSY, errno.EAGAIN, errno.ETIMEDOUT, errno.ECONNRESET, errno.ECONNREFUSED, errno.ECONNABORTED,
                     errno.EPIPE, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN, getattr(errno, "EREMOTEIO", 121)}
 _TRANSIENT_NAMES = {"HTTPClientError", "EndpointConnectionError", "ConnectionClosedError", "ReadTimeoutError",
@@ -86,7 +102,7 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNO: return True
     return any(c.__name__ in _TRANSIENT_NAMES for c in type(exc).__mro__)
 
-# %% ../../nbs/03_conn.objstore.ipynb 7
+# %% ../../nbs/03_conn.objstore.ipynb 14
 def _env_secret(cfg_value, env: str) -> str | None:
     if cfg_value is not None: return cfg_value.get_secret_value() if hasattr(cfg_value, "get_secret_value") else str(cfg_value)
     return os.environ.get(env) or None
@@ -99,8 +115,8 @@ class ObjectStore:
         import fsspec
         self.scheme = url_scheme(url)
         if self.scheme not in ("file", "s3", "memory"): raise ConfigError(f"url = {url!r}: unsupported scheme {self.scheme!r}")
-        if not (isinstance(retries, int) and retries >= 0): raise ConfigError(f"retries = {retries!r}: expected an integer >= 0")
-        self.retries, self.backoff_s, self.max_backoff_s, self._sleep = retries, float(backoff_s), float(max_backoff_s), sleep
+        self.retries = check_int("retries", retries, 0)
+        self.backoff_s, self.max_backoff_s, self._sleep = float(backoff_s), float(max_backoff_s), sleep
         opts: dict = {}
         if self.scheme == "file": opts = {"auto_mkdir": True, "skip_instance_cache": True}
         elif self.scheme == "s3":
@@ -133,65 +149,8 @@ class ObjectStore:
         "Full path of `key` in the filesystem."
         return f"{self.root}/{key.strip('/')}" if key else self.root
 
-    # ---- one call, retried ---------------------------------------------------------------------
     def _count(self, k: str, n: int = 1):
         with self._lock: self.stats[k] += n
-
-    def call(self, what: str, key: str, fn: Callable, *args, **kwargs):
-        "`fn(*args, **kwargs)` with retries on transient errors; `FileNotFoundError` passes through, the rest become tspace errors."
-        delay = self.backoff_s
-        for attempt in range(self.retries + 1):
-            try: return fn(*args, **kwargs)
-            except FileNotFoundError: raise
-            except Exception as e:
-                if not is_transient(e):
-                    self._count("errors")
-                    raise StorageError(f"object store {self.url}: {what} {key!r} failed: {type(e).__name__}: {e}") from e
-                self._count("transient_errors")
-                if attempt == self.retries:
-                    self._count("gave_up")
-                    raise TspaceConnectionError(f"object store {self.url}: {what} {key!r} failed {attempt + 1} time(s); "
-                                                f"last error {type(e).__name__}: {e}") from e
-                wait = min(delay, self.max_backoff_s)
-                log.warning("object store %s: %s %r failed (%s: %s); repeat %d of %d in %.2f s",
-                            self.url, what, key, type(e).__name__, e, attempt + 1, self.retries, wait)
-                self._count("retries")
-                self._sleep(wait)
-                delay *= 2
-
-    # ---- objects ---------------------------------------------------------------------------------
-    def read_bytes(self, key: str) -> bytes | None:
-        "The object's bytes, or None if there is no such object."
-        try: data = self.call("read", key, self.fs.cat_file, self.path(key))
-        except FileNotFoundError: return None
-        self._count("reads")
-        return data
-
-    def write_bytes(self, key: str, data: bytes) -> None:
-        "Store `data` under `key` atomically (readers see the old object, none, or the whole new one)."
-        p = self.path(key)
-        if self.scheme == "file":
-            d, name = p.rsplit("/", 1)
-            tmp = f"{d}/.{name}.{uuid.uuid4().hex[:8]}.tmp"
-            def put():
-                self.fs.pipe_file(tmp, data)
-                try: self.fs.mv(tmp, p)
-                except BaseException:
-                    try: self.fs.rm_file(tmp)
-                    except OSError: pass
-                    raise
-            self.call("write", key, put)
-        else: self.call("write", key, self.fs.pipe_file, p, data)
-        self._count("writes")
-
-    def read_json(self, key: str) -> Any:
-        "The decoded JSON object under `key`, or None if there is none; `DecodeError` if it is not JSON."
-        data = self.read_bytes(key)
-        return None if data is None else loads(data, key)
-
-    def write_json(self, key: str, doc) -> None:
-        "Store `doc` as compact JSON under `key` (atomic); `DataError` for values JSON cannot hold (NaN, inf)."
-        self.write_bytes(key, dumps(doc, key))
 
     def list(self, prefix: str) -> list[str]:
         "Sorted names of the objects directly under `prefix` (hidden `.` names left out); [] if there are none."
@@ -201,49 +160,100 @@ class ObjectStore:
         names = {e.rstrip("/").rsplit("/", 1)[-1] for e in entries}
         return sorted(n for n in names if n and not n.startswith("."))
 
-    def exists(self, key: str) -> bool:
-        try: return bool(self.call("stat", key, self.fs.exists, self.path(key)))
-        except FileNotFoundError: return False
+# %% ../../nbs/03_conn.objstore.ipynb 17
+@patch
+def call(self: ObjectStore, what: str, key: str, fn: Callable, *args, **kwargs):
+    "`fn(*args, **kwargs)` with retries on transient errors; `FileNotFoundError` passes through, the rest become tspace errors."
+    delay = self.backoff_s
+    for attempt in range(self.retries + 1):
+        try: return fn(*args, **kwargs)
+        except FileNotFoundError: raise
+        except Exception as e:
+            if not is_transient(e):
+                self._count("errors")
+                raise StorageError(f"object store {self.url}: {what} {key!r} failed: {type(e).__name__}: {e}") from e
+            self._count("transient_errors")
+            if attempt == self.retries:
+                self._count("gave_up")
+                raise TspaceConnectionError(f"object store {self.url}: {what} {key!r} failed {attempt + 1} time(s); "
+                                            f"last error {type(e).__name__}: {e}") from e
+            wait = min(delay, self.max_backoff_s)
+            log.warning("object store %s: %s %r failed (%s: %s); repeat %d of %d in %.2f s",
+                        self.url, what, key, type(e).__name__, e, attempt + 1, self.retries, wait)
+            self._count("retries")
+            self._sleep(wait)
+            delay *= 2
 
-    def delete(self, key: str) -> bool:
-        "Remove the object; False if it was not there."
-        try: self.call("delete", key, self.fs.rm_file, self.path(key))
-        except FileNotFoundError: return False
-        self._count("deletes")
-        return True
+# %% ../../nbs/03_conn.objstore.ipynb 20
+@patch
+def read_bytes(self: ObjectStore, key: str) -> bytes | None:
+    "The object's bytes, or None if there is no such object."
+    try: data = self.call("read", key, self.fs.cat_file, self.path(key))
+    except FileNotFoundError: return None
+    self._count("reads")
+    return data
 
-    def create(self) -> "ObjectStore":
-        "Make the root exist: the folder, or the S3 bucket (when the credentials allow creating it)."
-        if self.scheme == "s3":
-            bucket = self.root.split("/", 1)[0]
-            params = {"Bucket": bucket}
-            if self.region and self.region != "us-east-1":        # AWS refuses us-east-1 as a location constraint
-                params["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
-            try: self.call("create bucket", bucket, self.fs.call_s3, "create_bucket", **params)
-            except StorageError as e:
-                if not isinstance(e.__cause__, FileExistsError): raise
-            self.fs.invalidate_cache()
-        else:
-            try: self.call("create", self.root, self.fs.makedirs, self.root, exist_ok=True)
-            except FileNotFoundError: pass
-        return self
+@patch
+def write_bytes(self: ObjectStore, key: str, data: bytes) -> None:
+    "Store `data` under `key` atomically (readers see the old object, none, or the whole new one)."
+    p = self.path(key)
+    if self.scheme == "file":
+        d, name = p.rsplit("/", 1)
+        tmp = f"{d}/.{name}.{uuid.uuid4().hex[:8]}.tmp"
+        def put():
+            self.fs.pipe_file(tmp, data)
+            try: self.fs.mv(tmp, p)
+            except BaseException:
+                try: self.fs.rm_file(tmp)
+                except OSError: pass
+                raise
+        self.call("write", key, put)
+    else: self.call("write", key, self.fs.pipe_file, p, data)
+    self._count("writes")
 
-# %% ../../nbs/03_conn.objstore.ipynb 8
-def _refuse_constant(c):
-    raise DecodeError(f"JSON constant {c} is not a number tspace accepts")
+@patch
+def read_json(self: ObjectStore, key: str) -> Any:
+    "The decoded JSON object under `key`, or None if there is none; `DecodeError` if it is not JSON."
+    data = self.read_bytes(key)
+    return None if data is None else loads(data, key)
 
-def loads(data: bytes | str, what: str = "object") -> Any:
-    "JSON from `data`; `DecodeError` naming `what` if it is not valid JSON (NaN and Infinity are refused)."
-    try: return json.loads(data, parse_constant=_refuse_constant)
-    except DecodeError as e: raise DecodeError(f"{what}: {e}") from None
-    except (ValueError, UnicodeDecodeError) as e: raise DecodeError(f"{what}: not valid JSON ({e})") from None
+@patch
+def write_json(self: ObjectStore, key: str, doc) -> None:
+    "Store `doc` as compact JSON under `key` (atomic); `DataError` for values JSON cannot hold (NaN, inf)."
+    self.write_bytes(key, dumps(doc, key))
 
-def dumps(doc, what: str = "object") -> bytes:
-    "Compact JSON bytes of `doc`; `DataError` naming `what` for NaN or infinite numbers."
-    try: return json.dumps(doc, allow_nan=False, separators=(",", ":")).encode()
-    except ValueError as e: raise DataError(f"{what}: cannot be written as JSON ({e})") from None
+# %% ../../nbs/03_conn.objstore.ipynb 23
+@patch
+def exists(self: ObjectStore, key: str) -> bool:
+    try: return bool(self.call("stat", key, self.fs.exists, self.path(key)))
+    except FileNotFoundError: return False
 
-# %% ../../nbs/03_conn.objstore.ipynb 10
+@patch
+def delete(self: ObjectStore, key: str) -> bool:
+    "Remove the object; False if it was not there."
+    try: self.call("delete", key, self.fs.rm_file, self.path(key))
+    except FileNotFoundError: return False
+    self._count("deletes")
+    return True
+
+@patch
+def create(self: ObjectStore) -> "ObjectStore":
+    "Make the root exist: the folder, or the S3 bucket (when the credentials allow creating it)."
+    if self.scheme == "s3":
+        bucket = self.root.split("/", 1)[0]
+        params = {"Bucket": bucket}
+        if self.region and self.region != "us-east-1":        # AWS refuses us-east-1 as a location constraint
+            params["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+        try: self.call("create bucket", bucket, self.fs.call_s3, "create_bucket", **params)
+        except StorageError as e:
+            if not isinstance(e.__cause__, FileExistsError): raise
+        self.fs.invalidate_cache()
+    else:
+        try: self.call("create", self.root, self.fs.makedirs, self.root, exist_ok=True)
+        except FileNotFoundError: pass
+    return self
+
+# %% ../../nbs/03_conn.objstore.ipynb 27
 @dataclass(frozen=True)
 class SignalChunk:
     "A decoded signal chunk: its vehicle, sample rate, sequence number and the samples as a tspace frame (UTC index)."
@@ -270,6 +280,7 @@ def encode_chunk(vehicle: str, timestamps, values, sample_hz: float, seq: int | 
            "timestamps": [_iso(t) for t in idx], "signals": cols}
     return chunk_name(idx[0]), dumps(doc, "chunk")
 
+# %% ../../nbs/03_conn.objstore.ipynb 31
 _ZONED = r"(?:Z|z|[+-]\d{2}:?\d{2})$"
 
 def _need(doc: dict, key: str, kind, what: str):
@@ -297,6 +308,7 @@ def _numbers(v, what: str) -> np.ndarray:
         raise DecodeError(f"{what}: {bad!r} is not a number")
     return np.asarray(v, dtype=float)
 
+# %% ../../nbs/03_conn.objstore.ipynb 33
 def decode_chunk(data: bytes | str, what: str = "chunk") -> SignalChunk:
     "Check and decode a chunk object; `DecodeError` naming the field and value for anything malformed."
     doc = _format(loads(data, what), FORMAT_SIGNALS, what)
@@ -332,7 +344,7 @@ def decode_chunk(data: bytes | str, what: str = "chunk") -> SignalChunk:
     frame = pd.DataFrame(data, index=pd.DatetimeIndex(idx, name=INDEX_NAME), columns=list(SIGNALS))
     return SignalChunk(vehicle, hz, seq, frame)
 
-# %% ../../nbs/03_conn.objstore.ipynb 12
+# %% ../../nbs/03_conn.objstore.ipynb 38
 def _table(v, what: str) -> np.ndarray:
     if not isinstance(v, list) or not v or not all(isinstance(r, list) for r in v):
         raise DecodeError(f"{what}: expected a non-empty list of rows (lists of numbers)")
@@ -359,6 +371,7 @@ def decode_request(data: bytes | str, what: str = "torque request") -> dict:
         except DataError as e: raise DecodeError(str(e)) from None
     return out
 
+# %% ../../nbs/03_conn.objstore.ipynb 41
 @dataclass(frozen=True)
 class TorqueAck:
     "The TBox's answer to a torque request: applied (with time, rows and whole map) or rejected (with code and reason)."
@@ -395,6 +408,7 @@ def decode_ack(data: bytes | str, what: str = "torque ack") -> TorqueAck:
     return TorqueAck(_need(doc, "id", str, what), _need(doc, "vehicle", str, what), status, at,
                      None if doc.get("code") is None else str(doc["code"]), None if reason is None else str(reason), start, rows, table)
 
+# %% ../../nbs/03_conn.objstore.ipynb 44
 def encode_torque_map(vehicle: str, table, speed_kmh, pedal, at) -> bytes:
     "The map object: the whole applied table (speed rows x pedal columns, Nm), its breakpoints and the time of the last change."
     return dumps({"format": FORMAT_MAP, "vehicle": vehicle, "at": _iso(ensure_aware(at, "map time")),

@@ -7,10 +7,9 @@ from __future__ import annotations
 import json, math, socket, time
 from collections import Counter
 from typing import Iterator
-import pandas as pd
-from .can import FrameAssembler, SIGNALS, _Throttle
+from .can import FrameAssembler, SIGNALS
 from ..system.errors import DataError, DecodeError, TspaceConnectionError
-from ..system.log import get_logger
+from ..system.log import ProblemCounter, get_logger
 
 log = get_logger(__name__)
 
@@ -56,7 +55,7 @@ class UdpGateway:
                  max_gap_s: float = 0.5, timeout_s: float = 3.0):
         self.stats = Counter()
         self.assembler = FrameAssembler({"data": SIGNALS}, frame_len, sample_hz, max_gap_s=max_gap_s, stats=self.stats)
-        self._note = _Throttle(log, self.stats)
+        self._note = ProblemCounter(log, self.stats)
         self.timeout_s = float(timeout_s)
         try:
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -4,8 +4,9 @@
 
 # %% ../../nbs/03_conn.uds.ipynb 3
 from __future__ import annotations
-import queue, struct, time
+import queue, time
 import numpy as np
+from fastcore.basics import patch
 from ..system.errors import DecodeError, FlashError, TspaceConnectionError
 from ..system.log import get_logger
 
@@ -110,7 +111,7 @@ class IsoTpLink:
         data = self.layer.recv(block=True, timeout=timeout)
         return None if data is None else bytes(data)
 
-# %% ../../nbs/03_conn.uds.ipynb 9
+# %% ../../nbs/03_conn.uds.ipynb 10
 def _raw_codec():
     import udsoncan
     class RawCodec(udsoncan.DidCodec):
@@ -150,55 +151,62 @@ class TorqueMapClient:
     def __enter__(self): return self.open()
     def __exit__(self, *exc): self.close()
 
-    def _call(self, what: str, fn, *args):
-        from udsoncan.exceptions import NegativeResponseException, TimeoutException
-        self.open()
-        for attempt in range(self.retries + 1):
-            self.stats["requests"] += 1
-            try: return fn(*args)
-            except TimeoutException as e:
-                self.stats["timeouts"] += 1
-                log.warning("%s: no response (attempt %d of %d): %s", what, attempt + 1, self.retries + 1, e)
-                if attempt == self.retries:
-                    raise FlashError(f"{what}: no response from the VCU after {self.retries + 1} attempt(s)") from None
-            except NegativeResponseException as e:
-                code = e.response.code
-                if code == 0x21 and attempt < self.retries:
-                    self.stats["busy"] += 1
-                    log.info("%s: VCU busy, repeating (attempt %d of %d)", what, attempt + 1, self.retries + 1)
-                    time.sleep(self.busy_pause_s * 2 ** attempt); continue
-                self.stats["refused"] += 1
-                err = FlashError(f"{what}: VCU refused with {nrc_name(code)} (NRC 0x{code:02X})")
-                err.code = code
-                raise err from None
-            except (OSError, RuntimeError) as e:
-                raise TspaceConnectionError(f"{what}: UDS link failed: {type(e).__name__}: {e}") from e
+# %% ../../nbs/03_conn.uds.ipynb 13
+@patch
+def _call(self: TorqueMapClient, what: str, fn, *args):
+    from udsoncan.exceptions import NegativeResponseException, TimeoutException
+    self.open()
+    for attempt in range(self.retries + 1):
+        self.stats["requests"] += 1
+        try: return fn(*args)
+        except TimeoutException as e:
+            self.stats["timeouts"] += 1
+            log.warning("%s: no response (attempt %d of %d): %s", what, attempt + 1, self.retries + 1, e)
+            if attempt == self.retries:
+                raise FlashError(f"{what}: no response from the VCU after {self.retries + 1} attempt(s)") from None
+        except NegativeResponseException as e:
+            code = e.response.code
+            if code == 0x21 and attempt < self.retries:
+                self.stats["busy"] += 1
+                log.info("%s: VCU busy, repeating (attempt %d of %d)", what, attempt + 1, self.retries + 1)
+                time.sleep(self.busy_pause_s * 2 ** attempt); continue
+            self.stats["refused"] += 1
+            err = FlashError(f"{what}: VCU refused with {nrc_name(code)} (NRC 0x{code:02X})")
+            err.code = code
+            raise err from None
+        except (OSError, RuntimeError) as e:
+            raise TspaceConnectionError(f"{what}: UDS link failed: {type(e).__name__}: {e}") from e
 
-    def write_rows(self, start: int, rows) -> None:
-        "WriteDataByIdentifier DID_TORQUE_ROWS with `rows` (k x columns, Nm) at map row `start`."
-        payload = encode_rows(start, rows)
-        self._call(f"write torque rows {start}..{start + payload[1] - 1}", self.client.write_data_by_identifier,
-                   DID_TORQUE_ROWS, payload)
+# %% ../../nbs/03_conn.uds.ipynb 16
+@patch
+def write_rows(self: TorqueMapClient, start: int, rows) -> None:
+    "WriteDataByIdentifier DID_TORQUE_ROWS with `rows` (k x columns, Nm) at map row `start`."
+    payload = encode_rows(start, rows)
+    self._call(f"write torque rows {start}..{start + payload[1] - 1}", self.client.write_data_by_identifier,
+               DID_TORQUE_ROWS, payload)
 
-    def write_raw(self, did: int, payload: bytes) -> None:
-        "WriteDataByIdentifier `did` with `payload` as given (for tools and tests of the VCU's checks)."
-        self.client.config["data_identifiers"].setdefault(did, _raw_codec())
-        self._call(f"write DID 0x{did:04X}", self.client.write_data_by_identifier, did, bytes(payload))
+@patch
+def write_raw(self: TorqueMapClient, did: int, payload: bytes) -> None:
+    "WriteDataByIdentifier `did` with `payload` as given (for tools and tests of the VCU's checks)."
+    self.client.config["data_identifiers"].setdefault(did, _raw_codec())
+    self._call(f"write DID 0x{did:04X}", self.client.write_data_by_identifier, did, bytes(payload))
 
-    def read_map(self) -> np.ndarray:
-        "ReadDataByIdentifier DID_TORQUE_MAP: the applied map (rows x columns, Nm)."
-        resp = self._call("read torque map", self.client.read_data_by_identifier, DID_TORQUE_MAP)
-        try: return decode_map(resp.service_data.values[DID_TORQUE_MAP])
-        except DecodeError as e: raise FlashError(f"read torque map: {e}") from None
+@patch
+def read_map(self: TorqueMapClient) -> np.ndarray:
+    "ReadDataByIdentifier DID_TORQUE_MAP: the applied map (rows x columns, Nm)."
+    resp = self._call("read torque map", self.client.read_data_by_identifier, DID_TORQUE_MAP)
+    try: return decode_map(resp.service_data.values[DID_TORQUE_MAP])
+    except DecodeError as e: raise FlashError(f"read torque map: {e}") from None
 
-    def flash_rows(self, start: int, rows) -> np.ndarray:
-        "Write `rows` at `start`, read the map back and compare within the wire resolution; returns the map read back."
-        rows = np.atleast_2d(np.asarray(rows, dtype=float))
-        self.write_rows(start, rows)
-        table = self.read_map()
-        got = table[start:start + rows.shape[0]]
-        if got.shape != rows.shape or not np.allclose(got, rows, atol=TORQUE_LSB_NM / 2 + 1e-9, rtol=0):
-            where = "outside the map" if got.shape != rows.shape else \
-                    f"max difference {np.abs(got - rows).max():.2f} Nm"
-            raise FlashError(f"flash of torque rows {start}..{start + rows.shape[0] - 1} not verified on read-back: {where}")
-        return table
+@patch
+def flash_rows(self: TorqueMapClient, start: int, rows) -> np.ndarray:
+    "Write `rows` at `start`, read the map back and compare within the wire resolution; returns the map read back."
+    rows = np.atleast_2d(np.asarray(rows, dtype=float))
+    self.write_rows(start, rows)
+    table = self.read_map()
+    got = table[start:start + rows.shape[0]]
+    if got.shape != rows.shape or not np.allclose(got, rows, atol=TORQUE_LSB_NM / 2 + 1e-9, rtol=0):
+        where = "outside the map" if got.shape != rows.shape else \
+                f"max difference {np.abs(got - rows).max():.2f} Nm"
+        raise FlashError(f"flash of torque rows {start}..{start + rows.shape[0] - 1} not verified on read-back: {where}")
+    return table

@@ -139,7 +139,7 @@ def episode_to_arrow(episode: pd.DataFrame, meta: ObservationMeta) -> pa.Table:
     check_episode(episode, meta)
     return records_to_arrow(episode, meta)
 
-# %% ../../nbs/01_data.codec.ipynb 20
+# %% ../../nbs/01_data.codec.ipynb 22
 def meta_from_schema(schema: pa.Schema) -> ObservationMeta:
     "The `ObservationMeta` stored in an Arrow schema's `tspace.meta` metadata."
     md = schema.metadata or {}
@@ -184,6 +184,7 @@ def _times_column(table: pa.Table, name: str) -> pd.DatetimeIndex:
                                   "tspace never assumes local time")
     return pd.DatetimeIndex(col.to_pandas())
 
+# %% ../../nbs/01_data.codec.ipynb 25
 def records_from_arrow(table: pa.Table, meta: ObservationMeta | None = None) -> tuple[pd.DataFrame, ObservationMeta]:
     "Records and their meta from an Arrow table written by `records_to_arrow`/`episode_to_arrow` (or a Parquet read of it), validated."
     if not isinstance(table, pa.Table): raise DataError(f"expected a pyarrow Table, got {type(table).__name__}")

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..system.errors import DataError
+from ..system.errors import DataError, check_number
 from .time import validate_timezone, ensure_aware, ensure_aware_index
 
 # %% auto 0
@@ -213,9 +213,8 @@ class RewardSpec(BaseModel):
         for name, arr in (("current_a", i), ("voltage_v", u)):
             bad = ~np.isfinite(arr)
             if bad.any(): raise DataError(f"{name}: {int(bad.sum())} non-finite value(s), e.g. {_example(arr[bad][0])}")
-        if not (isinstance(sample_hz, (int, float, np.number)) and np.isfinite(sample_hz) and sample_hz > 0):
-            raise DataError(f"sample_hz = {sample_hz!r}: expected a positive number of Hz")
-        return float(np.sum(i * u) / sample_hz / 3600.0)
+        hz = check_number("sample_hz", sample_hz, gt=0, error=DataError, expected="a positive number of Hz")
+        return float(np.sum(i * u) / hz / 3600.0)
 
     def compute(self, current_a, voltage_v, sample_hz: float, speed_error_kmh=None) -> float:
         "The reward of one step; `speed_error_kmh` (wanted - actual speed samples) is required when `speed_penalty` > 0."
@@ -321,6 +320,7 @@ def _check_terminal(terminal, what="terminal") -> np.ndarray:
     if arr.dtype.kind != "b": raise DataError(f"{what} = {terminal!r}: expected a bool")
     return arr
 
+# %% ../../nbs/01_data.core.ipynb 35
 def make_record(meta: ObservationMeta, *, timestamp, step: int, episode_start, state, action, reward: float,
                 next_state, terminal: bool) -> pd.DataFrame:
     "One transition (s, a, r, s', terminal) as a one-row DataFrame indexed by its tz-aware `timestamp`, checked against `meta`."
@@ -351,7 +351,7 @@ def records_from_arrays(meta: ObservationMeta, *, timestamp, episode_start, step
     return _frame(meta, ts, cols["episode_start"], cols["step"], cols["state"], cols["action"], cols["reward"],
                   cols["next_state"], cols["terminal"])
 
-# %% ../../nbs/01_data.core.ipynb 37
+# %% ../../nbs/01_data.core.ipynb 41
 def _check_columns(df, what: str):
     if not isinstance(df, pd.DataFrame): raise DataError(f"{what}: expected a record DataFrame, got {type(df).__name__}")
     missing = [c for c in record_columns if c not in df.columns]
@@ -399,6 +399,7 @@ def check_episode(episode: pd.DataFrame, meta: ObservationMeta | None = None) ->
         meta.action.validate_batch(arrays["action"], "episode.action")
         meta.state.validate_batch(arrays["next_state"], "episode.next_state")
 
+# %% ../../nbs/01_data.core.ipynb 45
 def make_episode(records, meta: ObservationMeta | None = None) -> pd.DataFrame:
     "One episode DataFrame from records (a DataFrame or an iterable of them), checked by `check_episode`."
     frames = [records] if isinstance(records, pd.DataFrame) else list(records)

@@ -5,7 +5,7 @@
 # %% ../../nbs/07_dataflow.cloud.ipynb 3
 from __future__ import annotations
 import threading, time
-from collections import Counter, deque
+from collections import Counter
 import numpy as np
 import pandas as pd
 from fastcore.basics import patch
@@ -13,7 +13,8 @@ from ..config.cloud import CloudConfig
 from ..conn.objstore import (CloudLayout, ObjectStore, TorqueAck, SIGNALS, chunk_time, decode_ack, decode_chunk,
                                   decode_torque_map, encode_request, new_request_id)
 from ..data.core import INDEX_NAME
-from ..system.errors import DataError, DecodeError, FlashError, StorageError, TspaceConnectionError
+from .reader import BackgroundReader
+from ..system.errors import DataError, DecodeError, FlashError, StorageError, TspaceConnectionError, check_int, check_number
 from ..system.log import get_logger
 
 log = get_logger(__name__)
@@ -23,29 +24,27 @@ CURSOR_FORMAT = "tspace.cursor/1"
 # %% auto 0
 __all__ = ['log', 'CURSOR_FORMAT', 'RemoteCAN']
 
-# %% ../../nbs/07_dataflow.cloud.ipynb 4
-class RemoteCAN:
+# %% ../../nbs/07_dataflow.cloud.ipynb 5
+class RemoteCAN(BackgroundReader):
     "State frames from a truck's telematics box through object storage, and torque-row flashing by request and acknowledgement."
+    thread_name, join_s, reported = "cloud-reader", 5.0, (StorageError,)
+
     def __init__(self, store: ObjectStore, vehicle: str = "sim-truck-01", frame_len: int = 200, sample_hz: float = 50.0, *,
                  prefix: str = "tspace", consumer: str = "tspace", poll_s: float = 1.0, request_timeout_s: float = 30.0,
                  silence_s: float = 60.0, queue_frames: int = 64, ack_poll_s: float | None = None):
-        if not (isinstance(frame_len, int) and frame_len >= 2) or not sample_hz > 0:
-            raise DataError(f"frame_len = {frame_len!r}, sample_hz = {sample_hz!r}: need an integer >= 2 and a rate > 0 Hz")
+        check_int("frame_len", frame_len, 2, error=DataError)
+        check_number("sample_hz", sample_hz, gt=0, error=DataError, expected="a rate > 0 Hz")
         for what, v in (("poll_s", poll_s), ("request_timeout_s", request_timeout_s), ("silence_s", silence_s)):
-            if not v > 0: raise DataError(f"{what} = {v!r}: expected seconds > 0")
+            check_number(what, v, gt=0, finite=False, error=DataError, expected="seconds > 0")
+        super().__init__()                      # the reader's queue holds (chunk name, frame, last sample ns)
         self.store, self.layout, self.vehicle, self.consumer = store, CloudLayout(prefix, vehicle), vehicle, consumer
-        self.frame_len, self.sample_hz = frame_len, float(sample_hz)
+        self.frame_len, self.sample_hz = int(frame_len), float(sample_hz)
         self.poll_s, self.request_timeout_s, self.silence_s = float(poll_s), float(request_timeout_s), float(silence_s)
         self.ack_poll_s = float(ack_poll_s) if ack_poll_s is not None else min(self.poll_s, 0.2)
         self.queue_frames = int(queue_frames)
         self._period_ns = 1e9 / self.sample_hz
         self.stats = Counter()
-        self._q: deque = deque()                # (chunk name, frame, last sample ns)
-        self._cond = threading.Condition()
         self._cursor_lock = threading.Lock()
-        self._error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread = None
         self._opened = False
         self._read_pos: str | None = None       # last chunk read (handed to the queue or skipped)
         self._read_end_ns: int | None = None    # last sample of the last good chunk read
@@ -86,27 +85,7 @@ class RemoteCAN:
         self._opened = True
         return self
 
-    def start(self) -> "RemoteCAN":
-        "Open and run the reader in a daemon thread of its own."
-        self.open(); self._stop.clear()
-        self._thread = threading.Thread(target=self._run_catching, args=(self._stop,), name="cloud-reader", daemon=True)
-        self._thread.start()
-        return self
-
-    def _run_catching(self, stop):
-        try: self.run(stop)
-        except StorageError: pass               # kept in self._error, raised to the consumer
-
-    def stop(self) -> None:
-        "Stop the reader; the stored position stays at the last frame handed on."
-        self._stop.set()
-        if self._thread is not None: self._thread.join(5.0); self._thread = None
-        with self._cond: self._cond.notify_all()
-
-    def __enter__(self): return self if self._thread is not None else self.start()
-    def __exit__(self, *exc): self.stop()
-
-# %% ../../nbs/07_dataflow.cloud.ipynb 5
+# %% ../../nbs/07_dataflow.cloud.ipynb 8
 @patch
 def _bad(self: RemoteCAN, kind: str, name: str, why: str) -> None:
     self.stats[kind] += 1
@@ -148,7 +127,7 @@ def _read_chunk(self: RemoteCAN, name: str) -> pd.DataFrame | None:
     return pd.DataFrame(c.frame.to_numpy(), columns=pd.Index(SIGNALS),
                         index=pd.DatetimeIndex(grid.view("M8[ns]"), name=INDEX_NAME).tz_localize("UTC"))
 
-# %% ../../nbs/07_dataflow.cloud.ipynb 6
+# %% ../../nbs/07_dataflow.cloud.ipynb 11
 @patch
 def poll(self: RemoteCAN) -> int:
     "List the vehicle's chunks once and queue the frames of the new ones, in name order; returns how many were queued."
@@ -194,6 +173,21 @@ def _persist(self: RemoteCAN, name: str | None, end_ns: int | None) -> None:
             return
         self._persisted = name
 
+# %% ../../nbs/07_dataflow.cloud.ipynb 14
+@patch
+def get_frame(self: RemoteCAN, timeout: float | None = None) -> pd.DataFrame | None:
+    "The oldest queued frame (its position stored first); None after `timeout` s without one; raises the reader's `StorageError`."
+    with self._cond:
+        if not self._wait_for_frame(timeout): return None
+        if not self._q:
+            if self._error is not None: raise self._error
+            return None
+        name, frame, end_ns = self._q.popleft()
+        if not self._q: name, end_ns = self._read_pos, self._read_end_ns     # skipped chunks after it are covered too
+    self._persist(name, end_ns)
+    self.stats["frames"] += 1
+    return frame
+
 @patch
 def run(self: RemoteCAN, stop: threading.Event) -> None:
     "The reader loop (a `Supervisor` worker): poll every `poll_s` until `stop`; a permanent storage failure ends it with `StorageError`."
@@ -205,39 +199,17 @@ def run(self: RemoteCAN, stop: threading.Event) -> None:
             log.warning("%s: poll of %s failed, trying again in %g s: %s", self.vehicle, self.store.url, self.poll_s, e)
         except StorageError as e:
             log.error("%s: %s", self.vehicle, e)
-            with self._cond: self._error = e; self._cond.notify_all()
+            self._hand_over(e)
             raise
         stop.wait(self.poll_s)
 
 @patch
-def get_frame(self: RemoteCAN, timeout: float | None = None) -> pd.DataFrame | None:
-    "The oldest queued frame (its position stored first); None after `timeout` s without one; raises the reader's `StorageError`."
-    with self._cond:
-        if not self._cond.wait_for(lambda: self._q or self._error is not None or self._stop.is_set(), timeout): return None
-        if not self._q:
-            if self._error is not None: raise self._error
-            return None
-        name, frame, end_ns = self._q.popleft()
-        if not self._q: name, end_ns = self._read_pos, self._read_end_ns     # skipped chunks after it are covered too
-    self._persist(name, end_ns)
-    self.stats["frames"] += 1
-    return frame
+def _frame_timeout(self: RemoteCAN) -> float: return self.silence_s     # `frames` calls the truck silent after this
 
 @patch
-def frames(self: RemoteCAN, n: int | None = None, timeout: float | None = None):
-    "Yield frames (`n` of them, or until stopped); `TspaceConnectionError` after `timeout` (default `silence_s`) s without one."
-    t = self.silence_s if timeout is None else timeout
-    k = 0
-    while n is None or k < n:
-        f = self.get_frame(timeout=t)
-        if f is None:
-            if self._stop.is_set(): return
-            raise TspaceConnectionError(f"cloud truck {self.vehicle} on {self.store.url}: no new chunk for {t:g} s "
-                                        f"(stats {dict(self.stats)})")
-        k += 1
-        yield f
+def _silence(self: RemoteCAN, timeout: float) -> str: return f"cloud truck {self.vehicle} on {self.store.url}: no new chunk for {timeout:g} s"
 
-# %% ../../nbs/07_dataflow.cloud.ipynb 7
+# %% ../../nbs/07_dataflow.cloud.ipynb 26
 @patch
 def read_map(self: RemoteCAN) -> np.ndarray:
     "The torque map the truck reported last (`map.json`: rows x columns, Nm); `FlashError` if it has reported none."

@@ -13,12 +13,12 @@ import pandas as pd
 
 from fastcore.basics import patch
 
-from ..system.errors import DataError, AgentError, StorageError
-from ..system.log import get_logger
+from ..system.errors import DataError, AgentError, StorageError, check_number
+from ..system.log import WarningRateLimit, get_logger
 from ..data.core import ObservationMeta, DEFAULT_SIGNALS, records_from_arrays, check_episode
 from ..data.time import ensure_aware_index
 from .pipeline import (BlockingQueue, QueueClosed, HMIEvent, HMIMessage, as_hmi_message,
-                                      FlashRequest, FlashReport, _Throttle)
+                                      FlashRequest, FlashReport)
 
 # %% auto 0
 __all__ = ['log', 'CheckedFrame', 'frame_mid_ns', 'check_frame', 'Cruncher', 'StockMap', 'store_recorded_drive']
@@ -45,6 +45,7 @@ def frame_mid_ns(frame) -> int | None:
     if not isinstance(idx, pd.DatetimeIndex) or idx.tz is None or len(idx) == 0 or idx.hasnans: return None
     return (idx[0].value + idx[-1].value) // 2
 
+# %% ../../nbs/07_dataflow.cruncher.ipynb 10
 def check_frame(frame, meta: ObservationMeta, *, current: str = "current", voltage: str = "voltage",
                 speed_error: str = "speed_error") -> CheckedFrame:
     "Check one state frame against `meta` and compute its reward; raises `DataError` naming the field and value."
@@ -86,7 +87,7 @@ def check_frame(frame, meta: ObservationMeta, *, current: str = "current", volta
     v = float(s[-1, spec.names.index("velocity")]) if "velocity" in spec.names else float("nan")
     return CheckedFrame(s, r, v, idx[0], idx[-1], int(ns[0]), int(ns[-1]))
 
-# %% ../../nbs/07_dataflow.cruncher.ipynb 11
+# %% ../../nbs/07_dataflow.cruncher.ipynb 15
 @dataclass
 class _Episode:
     "An open episode: its start and the transitions built so far, kept until the episode is closed."
@@ -105,7 +106,7 @@ _COUNTERS = ("frames", "frames_outside", "bad_frames", "gaps", "records", "recor
              "actions", "bad_actions", "flash_sent", "flash_applied", "flash_failed", "flash_unconfirmed", "flash_late",
              "unknown_reports", "events", "unexpected_events", "bad_events", "write_errors", "flushes")
 
-# %% ../../nbs/07_dataflow.cruncher.ipynb 12
+# %% ../../nbs/07_dataflow.cruncher.ipynb 18
 class Cruncher:
     "Frames + HMI events -> (s, a, r, s', terminal) records with the applied action; agent actions -> flash queue; valid episodes -> pool and buffer."
     def __init__(self, meta: ObservationMeta, agent, pool=None, collector=None, flash_queue=None, *,
@@ -124,7 +125,7 @@ class Cruncher:
             raise DataError(f"flash_queue: {flash_queue!r} has no put(item) method")
         if collect not in ("transitions", "episodes"): raise DataError(f"collect = {collect!r}: expected 'transitions' or 'episodes'")
         for what, v in (("confirm_timeout", confirm_timeout), ("poll_s", poll_s)):
-            if not (isinstance(v, (int, float)) and v >= 0): raise DataError(f"{what} = {v!r}: expected seconds >= 0")
+            check_number(what, v, ge=0, finite=False, error=DataError, expected="seconds >= 0")
         self.meta, self.agent, self.pool, self.collector, self.flash_queue = meta, agent, pool, collector, flash_queue
         self.name, self.collect, self.reset_on_begin = name, collect, bool(reset_on_begin)
         self.confirm_timeout, self.poll_s, self.on_episode, self.max_pending = float(confirm_timeout), float(poll_s), on_episode, int(max_pending)
@@ -145,7 +146,7 @@ class Cruncher:
         self.last_episode: pd.DataFrame | None = None
         self.last_bad_frame: str | None = None
         self.counts = dict.fromkeys(_COUNTERS, 0)
-        self._bad_throttle, self._reported_bad = _Throttle(warn_every_s), 0
+        self._bad_frame_warning = WarningRateLimit(warn_every_s)
 
     def __repr__(self):
         ep = "none" if self._ep is None else f"{len(self._ep.r)} record(s)"
@@ -160,7 +161,33 @@ class Cruncher:
         return {**self.counts, "open_records": 0 if self._ep is None else len(self._ep.r),
                 "pending_flash": len(self._pending), "unwritten": len(self.unwritten), "exited": self.exited}
 
-# %% ../../nbs/07_dataflow.cruncher.ipynb 14
+# %% ../../nbs/07_dataflow.cruncher.ipynb 23
+@patch
+def _send(self: Cruncher, action: np.ndarray, *, decided_at=None, velocity_kmh=None, step=None, reset=False) -> None:
+    "Put a `FlashRequest` for `action` on the flash queue (if any); `QueueFullError`/`QueueClosed` propagate."
+    if self.flash_queue is None: return
+    req = FlashRequest(self._seq, action, decided_at=decided_at, velocity_kmh=velocity_kmh,
+                       episode_start=None if self._ep is None else self._ep.start, step=step, reset=reset)
+    self._seq += 1
+    if len(self._pending) >= self.max_pending:   # a flash path that never answers must not grow memory
+        old = min(self._pending)
+        self._expire(old)
+        self.counts["flash_unconfirmed"] += 1
+        log.warning("%s: %d flash requests unanswered; request %d is counted as not applied", self.name, self.max_pending, old)
+    self._pending[req.seq] = req
+    try: self.flash_queue.put(req)
+    except Exception:
+        self._pending.pop(req.seq, None)
+        raise
+    self.counts["flash_sent"] += 1
+
+@patch
+def _expire(self: Cruncher, seq: int) -> None:
+    "Stop waiting for request `seq`; a report on it that still comes updates the timeline for later steps (`flash_late`)."
+    self._expired[seq] = self._pending.pop(seq)
+    while len(self._expired) > self.max_pending: self._expired.pop(next(iter(self._expired)))
+
+# %% ../../nbs/07_dataflow.cruncher.ipynb 26
 @patch
 def confirm(self: Cruncher, report: FlashReport) -> None:
     "Deliver the flash thread's report on one `FlashRequest`; thread-safe (blocks up to 5 s if `reports_maxsize` reports wait)."
@@ -198,6 +225,7 @@ def _drain_reports(self: Cruncher) -> None:
         except (queue.Empty, QueueClosed): return
         self._apply_report(rep)
 
+# %% ../../nbs/07_dataflow.cruncher.ipynb 29
 @patch
 def _await_reports(self: Cruncher, before_ns: int) -> None:
     "Wait up to `confirm_timeout` s for reports on pending requests decided before `before_ns` (they may concern the episode)."
@@ -216,12 +244,6 @@ def _await_reports(self: Cruncher, before_ns: int) -> None:
         except queue.Empty: pass
 
 @patch
-def _expire(self: Cruncher, seq: int) -> None:
-    "Stop waiting for request `seq`; a report on it that still comes updates the timeline for later steps (`flash_late`)."
-    self._expired[seq] = self._pending.pop(seq)
-    while len(self._expired) > self.max_pending: self._expired.pop(next(iter(self._expired)))
-
-@patch
 def _prune_timeline(self: Cruncher, before_ns: int | None) -> None:
     "Forget confirmed actions superseded before `before_ns`; the one in force at that time is kept."
     if before_ns is None: return
@@ -230,26 +252,7 @@ def _prune_timeline(self: Cruncher, before_ns: int | None) -> None:
         del self._tl_keys[:i], self._tl_actions[:i]
         self._tl_keys[0] = -(2 ** 63)   # older history is forgotten: earlier times get the action in force at before_ns
 
-@patch
-def _send(self: Cruncher, action: np.ndarray, *, decided_at=None, velocity_kmh=None, step=None, reset=False) -> None:
-    "Put a `FlashRequest` for `action` on the flash queue (if any); `QueueFullError`/`QueueClosed` propagate."
-    if self.flash_queue is None: return
-    req = FlashRequest(self._seq, action, decided_at=decided_at, velocity_kmh=velocity_kmh,
-                       episode_start=None if self._ep is None else self._ep.start, step=step, reset=reset)
-    self._seq += 1
-    if len(self._pending) >= self.max_pending:   # a flash path that never answers must not grow memory
-        old = min(self._pending)
-        self._expire(old)
-        self.counts["flash_unconfirmed"] += 1
-        log.warning("%s: %d flash requests unanswered; request %d is counted as not applied", self.name, self.max_pending, old)
-    self._pending[req.seq] = req
-    try: self.flash_queue.put(req)
-    except Exception:
-        self._pending.pop(req.seq, None)
-        raise
-    self.counts["flash_sent"] += 1
-
-# %% ../../nbs/07_dataflow.cruncher.ipynb 16
+# %% ../../nbs/07_dataflow.cruncher.ipynb 32
 @patch
 def process(self: Cruncher, frame) -> bool:
     "Take one state frame; True if it joined the open episode. Bad frames are counted, logged and skipped, never raised."
@@ -299,11 +302,10 @@ def _act(self: Cruncher, f: CheckedFrame, step: int) -> None:
 def _bad_frame(self: Cruncher, e: DataError) -> None:
     self.counts["bad_frames"] += 1
     self.last_bad_frame = str(e)
-    if not self._bad_throttle.ready(): return
-    new, self._reported_bad = self.counts["bad_frames"] - self._reported_bad, self.counts["bad_frames"]
-    log.warning("%s: bad frame skipped (%d since the last warning, %d in total): %s", self.name, new, self._reported_bad, e)
+    if new := self._bad_frame_warning.occurred():
+        log.warning("%s: bad frame skipped (%d since the last warning, %d in total): %s", self.name, new, self.counts["bad_frames"], e)
 
-# %% ../../nbs/07_dataflow.cruncher.ipynb 18
+# %% ../../nbs/07_dataflow.cruncher.ipynb 35
 @patch
 def handle(self: Cruncher, event, at=None) -> None:
     "Act on one HMI event (`HMIMessage`, `HMIEvent` or its name; `at`: its tz-aware time, optional)."
@@ -344,6 +346,7 @@ def _discard(self: Cruncher, counter: str) -> None:
     self._prune_timeline(self._last_mid_ns)
     if counter == "episodes_discarded": log.info("%s: episode discarded with its %d record(s)", self.name, len(ep.r))
 
+# %% ../../nbs/07_dataflow.cruncher.ipynb 38
 @patch
 def _store_episode(self: Cruncher) -> None:
     "Close the open episode as valid: resolve the applied actions, build the records, hand them to buffer and pool."
@@ -385,6 +388,7 @@ def _append(self: Cruncher, episode: pd.DataFrame) -> None:
     fn = getattr(self.pool, "append_episode", None)
     (fn if callable(fn) else self.pool.append)(episode)
 
+# %% ../../nbs/07_dataflow.cruncher.ipynb 58
 @patch
 def flush(self: Cruncher) -> int:
     "Write episodes the pool refused earlier, then flush the pool; returns what `pool.flush()` returned (0 without). For `Supervisor.on_flush`."
@@ -401,7 +405,7 @@ def flush(self: Cruncher) -> int:
     n = fl()
     return n if isinstance(n, (int, np.integer)) else 0
 
-# %% ../../nbs/07_dataflow.cruncher.ipynb 20
+# %% ../../nbs/07_dataflow.cruncher.ipynb 64
 @patch
 def run(self: Cruncher, stop_event: threading.Event, frames, events=None) -> dict[str, Any]:
     "Worker for `Supervisor.add_worker`: frames and HMI events in arrival order until exit, stop, or both queues closed; returns `stats()`."
@@ -448,7 +452,7 @@ def _event_in_order(self: Cruncher, stamp: int, item, frames) -> None:
     self.handle(msg)
     if held is not None: self.process(held)
 
-# %% ../../nbs/07_dataflow.cruncher.ipynb 54
+# %% ../../nbs/07_dataflow.cruncher.ipynb 74
 class StockMap:
     "The policy of a drive recorded on the truck's own map: always the zero action (no row lowered)."
     def __init__(self, shape): self.zero = np.zeros(shape, np.float32)

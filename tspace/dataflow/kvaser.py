@@ -5,11 +5,12 @@
 # %% ../../nbs/07_dataflow.kvaser.ipynb 3
 from __future__ import annotations
 import threading, time
-from collections import deque
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 from ..conn.can import CanConfig, CanFrameDecoder, open_bus
 from ..conn.uds import TorqueMapClient
+from .reader import BackgroundReader
 from ..system.errors import TspaceConnectionError
 from ..system.log import get_logger
 
@@ -18,20 +19,18 @@ log = get_logger(__name__)
 # %% auto 0
 __all__ = ['log', 'KvaserCAN']
 
-# %% ../../nbs/07_dataflow.kvaser.ipynb 4
-class KvaserCAN:
+# %% ../../nbs/07_dataflow.kvaser.ipynb 5
+class KvaserCAN(BackgroundReader):
     "State frames from a truck's CAN bus and torque-row flashing over UDS; `interface` in the config picks the bus."
+    thread_name, join_s, reported = "kvaser-reader", 2.0, (TspaceConnectionError,)
+
     def __init__(self, cfg: CanConfig | None = None, frame_len: int = 30, sample_hz: float = 20.0, bus=None):
+        super().__init__()
         self.cfg = cfg or CanConfig()
         self.decoder = CanFrameDecoder.from_config(self.cfg, frame_len, sample_hz)
         self.stats = self.decoder.stats
         self.frame_len, self.sample_hz = int(frame_len), float(sample_hz)
         self.bus, self._own_bus = bus, bus is None
-        self._q = deque()
-        self._cond = threading.Condition()
-        self._error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread = None
         self.link = self.client = None
 
     @classmethod
@@ -42,7 +41,6 @@ class KvaserCAN:
     def __repr__(self):
         return f"KvaserCAN({self.cfg.interface}:{self.cfg.channel}, {self.frame_len} @ {self.sample_hz:g} Hz, {dict(self.stats)})"
 
-    # ---- lifecycle -------------------------------------------------------------------------------
     def open(self) -> "KvaserCAN":
         "Open the bus (unless one was given) and the UDS link; call `run(stop)` in a thread, or use `start`."
         if self.bus is None: self.bus = open_bus(self.cfg)
@@ -51,91 +49,73 @@ class KvaserCAN:
             self.link = self.client.link
         return self
 
-    def start(self) -> "KvaserCAN":
-        "Open and run the reader in a daemon thread of its own."
-        self.open(); self._stop.clear()
-        self._thread = threading.Thread(target=self._run_catching, args=(self._stop,), name="kvaser-reader", daemon=True)
-        self._thread.start()
-        return self
-
-    def _run_catching(self, stop):
-        try: self.run(stop)
-        except TspaceConnectionError: pass          # kept in self._error, raised to the consumer
-
-    def stop(self) -> None:
-        "Stop the reader, close the UDS client and (if this object opened it) the bus."
-        self._stop.set()
-        if self._thread is not None: self._thread.join(2.0); self._thread = None
+    def _release(self) -> None:
+        "Close the UDS client and (if this object opened it) the bus; `stop` calls it after the reader ended."
         if self.client is not None: self.client.close()             # stops the ISO-TP link too
         self.link = self.client = None
-        if self._own_bus and self.bus is not None: self.bus.shutdown(); self.bus = None
-        with self._cond: self._cond.notify_all()
+        if self._own_bus and self.bus is not None:
+            self.bus.shutdown()
+            self.bus = None
 
-    def __enter__(self): return self.start()
-    def __exit__(self, *exc): self.stop()
+# %% ../../nbs/07_dataflow.kvaser.ipynb 8
+@patch
+def _fail(self: KvaserCAN, err: TspaceConnectionError):
+    log.error("%s", err)
+    self._hand_over(err)
+    raise err
 
-    # ---- receiving -------------------------------------------------------------------------------
-    def _fail(self, err: TspaceConnectionError):
-        log.error("%s", err)
-        with self._cond:
-            self._error = err; self._cond.notify_all()
-        raise err
+@patch
+def run(self: KvaserCAN, stop: threading.Event) -> None:
+    "The reader loop (a `Supervisor` worker): receive, decode, assemble, queue; returns when `stop` is set."
+    self.open()
+    bus, timeout = self.bus, self.cfg.bus_timeout_s
+    where = f"CAN bus {self.cfg.interface}:{self.cfg.channel}"
+    state = {"quiet": None, "seen": -1}
+    def failed(e):                  # bus.recv raised: quiet when stopping (the bus is being shut down), else fatal
+        if stop.is_set(): return None
+        self._fail(TspaceConnectionError(f"{where} failed: {type(e).__name__}: {e}"))
+    def idle():
+        seen = self.stats["received"] + self.stats["other_id"]
+        now = time.monotonic()
+        if seen != state["seen"] or state["quiet"] is None: state["seen"], state["quiet"] = seen, now
+        elif now - state["quiet"] > timeout: self._fail(TspaceConnectionError(f"{where}: no traffic for {timeout:g} s"))
+    self.decoder.consume(bus.recv, stop, self._push, on_id=self.link.feed, watch_id=self.link.rxid, on_idle=idle,
+                         on_error=failed)
 
-    def run(self, stop: threading.Event) -> None:
-        "The reader loop (a `Supervisor` worker): receive, decode, assemble, queue; returns when `stop` is set."
-        self.open()
-        bus, timeout = self.bus, self.cfg.bus_timeout_s
-        where = f"CAN bus {self.cfg.interface}:{self.cfg.channel}"
-        state = {"quiet": None, "seen": -1}
-        def failed(e):                  # bus.recv raised: quiet when stopping (the bus is being shut down), else fatal
-            if stop.is_set(): return None
-            self._fail(TspaceConnectionError(f"{where} failed: {type(e).__name__}: {e}"))
-        def idle():
-            seen = self.stats["received"] + self.stats["other_id"]
-            now = time.monotonic()
-            if seen != state["seen"] or state["quiet"] is None: state["seen"], state["quiet"] = seen, now
-            elif now - state["quiet"] > timeout: self._fail(TspaceConnectionError(f"{where}: no traffic for {timeout:g} s"))
-        self.decoder.consume(bus.recv, stop, self._push, on_id=self.link.feed, watch_id=self.link.rxid, on_idle=idle,
-                             on_error=failed)
+@patch
+def _push(self: KvaserCAN, frames) -> None:
+    with self._cond:
+        for f in frames:
+            if len(self._q) >= self.cfg.queue_frames:
+                self._q.popleft(); self.stats["dropped_frames"] += 1
+            self._q.append(f)
+        self._cond.notify_all()
 
-    def _push(self, frames) -> None:
-        with self._cond:
-            for f in frames:
-                if len(self._q) >= self.cfg.queue_frames:
-                    self._q.popleft(); self.stats["dropped_frames"] += 1
-                self._q.append(f)
-            self._cond.notify_all()
+@patch
+def get_frame(self: KvaserCAN, timeout: float | None = None) -> pd.DataFrame | None:
+    "The oldest queued frame; None after `timeout` s without one; raises the reader's `TspaceConnectionError`."
+    with self._cond:
+        if not self._wait_for_frame(timeout): return None
+        if self._q: return self._q.popleft()
+        if self._error is not None: raise self._error
+        return None
 
-    def get_frame(self, timeout: float | None = None) -> pd.DataFrame | None:
-        "The oldest queued frame; None after `timeout` s without one; raises the reader's `TspaceConnectionError`."
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._q or self._error is not None or self._stop.is_set(), timeout):
-                return None
-            if self._q: return self._q.popleft()
-            if self._error is not None: raise self._error
-            return None
+@patch
+def _frame_timeout(self: KvaserCAN) -> float: return self.cfg.bus_timeout_s + 1.0    # `frames` calls the bus silent after this
 
-    def frames(self, n: int | None = None):
-        "Yield frames (`n` of them, or until stopped); raises `TspaceConnectionError` when the bus fails or falls silent."
-        k = 0
-        while n is None or k < n:
-            f = self.get_frame(timeout=self.cfg.bus_timeout_s + 1.0)
-            if f is None:
-                if self._stop.is_set(): return
-                if self._error is not None: raise self._error
-                raise TspaceConnectionError(f"CAN bus {self.cfg.interface}:{self.cfg.channel}: no frame for "
-                                            f"{self.cfg.bus_timeout_s + 1.0:g} s (stats {dict(self.stats)})")
-            k += 1
-            yield f
+@patch
+def _silence(self: KvaserCAN, timeout: float) -> str: return f"CAN bus {self.cfg.interface}:{self.cfg.channel}: no frame for {timeout:g} s"
 
-    # ---- flashing --------------------------------------------------------------------------------
-    def read_map(self) -> np.ndarray:
-        "The torque map the VCU applies now (rows x columns, Nm)."
-        self.open(); return self.client.read_map()
+# %% ../../nbs/07_dataflow.kvaser.ipynb 11
+@patch
+def read_map(self: KvaserCAN) -> np.ndarray:
+    "The torque map the VCU applies now (rows x columns, Nm)."
+    self.open(); return self.client.read_map()
 
-    def flash_rows(self, start: int, rows) -> np.ndarray:
-        "Write torque `rows` (k x columns, Nm) at map row `start`, read back and compare; `FlashError` naming the NRC if refused."
-        self.open()
-        table = self.client.flash_rows(start, rows)
-        self.stats["flashes"] += 1
-        return table
+@patch
+def flash_rows(self: KvaserCAN, start: int, rows) -> np.ndarray:
+    "Write torque `rows` (k x columns, Nm) at map row `start`, read back and compare; `FlashError` naming the NRC if refused."
+    self.open()
+    table = self.client.flash_rows(start, rows)
+    self.stats["flashes"] += 1
+    return table

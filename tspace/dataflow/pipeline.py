@@ -4,7 +4,7 @@
 
 # %% ../../nbs/07_dataflow.pipeline.ipynb 3
 from __future__ import annotations
-import enum, itertools, math, queue, threading, time
+import enum, itertools, queue, threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -12,8 +12,10 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from ..system.errors import TspaceError, DataError, FlashError
-from ..system.log import get_logger
+from fastcore.basics import patch
+
+from ..system.errors import TspaceError, DataError, FlashError, check_int, check_number
+from ..system.log import WarningRateLimit, get_logger
 from ..data.time import ensure_aware, now
 
 # %% auto 0
@@ -29,29 +31,15 @@ class QueueClosed(TspaceError):
 class QueueFullError(TspaceError, queue.Full):
     "A blocking `put` that found no space within its timeout; the item was not queued and is still the caller's."
 
-class _Throttle:
-    "True at most once per `every_s` seconds (the caller holds its own lock)."
-    def __init__(self, every_s: float): self.every_s, self._last = float(every_s), -math.inf
-    def ready(self) -> bool:
-        t = time.monotonic()
-        if t - self._last < self.every_s: return False
-        self._last = t
-        return True
-
 _arrivals = itertools.count()   # process-wide arrival stamps; next() on a count is atomic under the GIL
 
-def _check_maxsize(maxsize, name: str) -> int:
-    if isinstance(maxsize, (bool, np.bool_)) or not isinstance(maxsize, (int, np.integer)) or maxsize < 1:
-        raise DataError(f"{name} queue: maxsize = {maxsize!r}, expected a positive integer")
-    return int(maxsize)
-
-# %% ../../nbs/07_dataflow.pipeline.ipynb 6
+# %% ../../nbs/07_dataflow.pipeline.ipynb 7
 class _BoundedQueue:
     "A deque of at most `maxsize` items under one condition; subclasses define `put`."
     policy = "?"
     def __init__(self, maxsize: int, name: str):
         self.name = str(name)
-        self.maxsize = _check_maxsize(maxsize, self.name)
+        self.maxsize = check_int(f"{self.name} queue: maxsize", maxsize, error=DataError)
         self._items: deque = deque()
         self._cond = threading.Condition()
         self._closed = False
@@ -95,43 +83,50 @@ class _BoundedQueue:
             try: yield self.get()
             except QueueClosed: return
 
-    # --- both sides ---
-    def close(self) -> None:
-        "End the stream: queued items can still be taken, then `get` raises `QueueClosed`; `put` raises it at once. Idempotent."
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
+# %% ../../nbs/07_dataflow.pipeline.ipynb 10
+@patch
+def close(self: _BoundedQueue) -> None:
+    "End the stream: queued items can still be taken, then `get` raises `QueueClosed`; `put` raises it at once. Idempotent."
+    with self._cond:
+        self._closed = True
+        self._cond.notify_all()
 
-    @property
-    def closed(self) -> bool: return self._closed
+@patch(as_prop=True)
+def closed(self: _BoundedQueue) -> bool: return self._closed
 
-    def qsize(self) -> int: return len(self._items)
-    def __len__(self) -> int: return len(self._items)
+@patch
+def qsize(self: _BoundedQueue) -> int: return len(self._items)
 
-    def stats(self) -> dict[str, Any]:
-        "Counters and state of the queue."
-        with self._cond:
-            return {"name": self.name, "policy": self.policy, "maxsize": self.maxsize, "size": len(self._items),
-                    "puts": self.puts, "gets": self.gets, "dropped": self.dropped, "closed": self._closed,
-                    **self._extra_stats()}
+@patch
+def __len__(self: _BoundedQueue) -> int: return len(self._items)
 
-    def _extra_stats(self) -> dict: return {}
+@patch
+def stats(self: _BoundedQueue) -> dict[str, Any]:
+    "Counters and state of the queue."
+    with self._cond:
+        return {"name": self.name, "policy": self.policy, "maxsize": self.maxsize, "size": len(self._items),
+                "puts": self.puts, "gets": self.gets, "dropped": self.dropped, "closed": self._closed,
+                **self._extra_stats()}
 
-    def _refuse_closed(self, item):
-        raise QueueClosed(f"{self.name} queue is closed; item of type {type(item).__name__} not queued")
+@patch
+def _extra_stats(self: _BoundedQueue) -> dict: return {}
 
-    def __repr__(self):
-        return (f"{type(self).__name__}({self.name!r}, {len(self._items)}/{self.maxsize}, puts={self.puts}, "
-                f"gets={self.gets}, dropped={self.dropped}{', closed' if self._closed else ''})")
+@patch
+def _refuse_closed(self: _BoundedQueue, item):
+    raise QueueClosed(f"{self.name} queue is closed; item of type {type(item).__name__} not queued")
 
-# %% ../../nbs/07_dataflow.pipeline.ipynb 8
+@patch
+def __repr__(self: _BoundedQueue):
+    return (f"{type(self).__name__}({self.name!r}, {len(self._items)}/{self.maxsize}, puts={self.puts}, "
+            f"gets={self.gets}, dropped={self.dropped}{', closed' if self._closed else ''})")
+
+# %% ../../nbs/07_dataflow.pipeline.ipynb 13
 class DropOldestQueue(_BoundedQueue):
     "Bounded queue whose `put` never blocks: when full, the oldest item is dropped and counted (for sensor frames)."
     policy = "drop-oldest"
     def __init__(self, maxsize: int, name: str = "frames", warn_every_s: float = 5.0):
         super().__init__(maxsize, name)
-        self._throttle = _Throttle(warn_every_s)
-        self._reported = 0
+        self._drop_warning = WarningRateLimit(warn_every_s)
 
     def put(self, item: Any) -> bool:
         "Queue `item` now; if the queue was full, drop its oldest item and return True. Raises `QueueClosed` after `close()`."
@@ -144,22 +139,21 @@ class DropOldestQueue(_BoundedQueue):
             self._items.append((next(_arrivals), item))
             self.puts += 1
             self._cond.notify_all()
-            if not (dropped and self._throttle.ready()): return dropped
-            new, total = self.dropped - self._reported, self.dropped
-            self._reported = total
+            new = self._drop_warning.occurred() if dropped else 0
+            if not new: return dropped
+            total = self.dropped
         log.warning("%s queue full (maxsize = %d): dropped %d oldest item(s), %d in total; the consumer is not keeping up",
                     self.name, self.maxsize, new, total)
         return True
 
-# %% ../../nbs/07_dataflow.pipeline.ipynb 10
+# %% ../../nbs/07_dataflow.pipeline.ipynb 20
 class BlockingQueue(_BoundedQueue):
     "Bounded queue whose `put` waits up to `timeout` s for space, then raises `QueueFullError`; nothing is ever dropped."
     policy = "blocking"
     def __init__(self, maxsize: int, timeout: float | None = 5.0, name: str = "actions"):
         super().__init__(maxsize, name)
-        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout >= 0):
-            raise DataError(f"{self.name} queue: timeout = {timeout!r}, expected seconds >= 0 or None")
-        self.timeout = timeout
+        self.timeout = check_number(f"{self.name} queue: timeout", timeout, ge=0, none_ok=True, finite=False, error=DataError,
+                                    expected="seconds >= 0 or None")
         self.timeouts = 0   # puts that gave up
 
     def put(self, item: Any, timeout: float | None = ...) -> None:
@@ -177,7 +171,7 @@ class BlockingQueue(_BoundedQueue):
 
     def _extra_stats(self) -> dict: return {"timeout": self.timeout, "timeouts": self.timeouts}
 
-# %% ../../nbs/07_dataflow.pipeline.ipynb 26
+# %% ../../nbs/07_dataflow.pipeline.ipynb 30
 class HMIEvent(str, enum.Enum):
     "Episode control from the HMI: begin, end_valid, end_invalid, exit."
     BEGIN = "begin"
@@ -210,7 +204,7 @@ def as_hmi_message(item) -> HMIMessage:
     if isinstance(item, tuple) and len(item) == 2: return HMIMessage(*item)
     return HMIMessage(HMIEvent.parse(item))
 
-# %% ../../nbs/07_dataflow.pipeline.ipynb 29
+# %% ../../nbs/07_dataflow.pipeline.ipynb 33
 @dataclass(frozen=True)
 class FlashReport:
     "The flash thread's answer to request `seq`: applied (`ok`) at time `at`, or failed with `error`."

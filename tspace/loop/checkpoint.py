@@ -8,8 +8,10 @@ import json, math, re, shutil
 from pathlib import Path
 from typing import Any, Mapping
 
+from fastcore.basics import patch
+
 from .types import EvalMetrics, PolicySnapshot, hyperparams_json
-from ..system.errors import StorageError
+from ..system.errors import StorageError, check_int
 from ..system.log import get_logger
 from ..system.files import write_json_atomic
 
@@ -30,7 +32,7 @@ def read_json(path, what: str = "file") -> Any:
     except FileNotFoundError: raise StorageError(f"{what} {str(path)!r} does not exist") from None
     except (OSError, json.JSONDecodeError) as e: raise StorageError(f"{what} {str(path)!r} unreadable: {e}") from None
 
-# %% ../../nbs/08_loop.checkpoint.ipynb 6
+# %% ../../nbs/08_loop.checkpoint.ipynb 8
 def _now_iso() -> str:
     from datetime import datetime, timezone
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
@@ -41,12 +43,11 @@ def _rank_key(s: PolicySnapshot):
     if m is None or math.isnan(m.score): return (1, 0.0, -s.seq)
     return (0, -m.score if m.mode == "max" else m.score, -s.seq)
 
-
+# %% ../../nbs/08_loop.checkpoint.ipynb 11
 class CheckpointRegistry:
     "Policy snapshots under `root`: agent-written directories plus an atomically replaced manifest; keeps the `max_snapshots` best."
     def __init__(self, root, max_snapshots: int = 5):
-        if isinstance(max_snapshots, bool) or not isinstance(max_snapshots, int) or max_snapshots < 1:
-            raise StorageError(f"max_snapshots = {max_snapshots!r}: expected an integer >= 1")
+        check_int("max_snapshots", max_snapshots, error=StorageError)
         self.root = Path(root)
         if self.root.exists() and not self.root.is_dir(): raise StorageError(f"snapshot root {str(self.root)!r} is a file, expected a directory")
         self.max_snapshots = max_snapshots
@@ -94,53 +95,57 @@ class CheckpointRegistry:
         snap = self.get(snapshot) if isinstance(snapshot, str) else snapshot
         return self.root / snap.path
 
-    # --- writing ---
-    def save(self, agent, metrics: EvalMetrics | None = None, hyperparams: Mapping | None = None, episode: int = 0,
-             reason: str = "improvement") -> PolicySnapshot:
-        "Save `agent` (through `agent.save`) as a new snapshot with its metrics and hyperparameters; prune; returns the snapshot."
-        doc = self._read()
-        snaps = [PolicySnapshot.from_dict(d) for d in doc["snapshots"]]
-        seq = int(doc["next_seq"])
-        sid = f"snap-{seq:05d}"
-        if hyperparams is None and hasattr(agent, "get_hyperparams"): hyperparams = agent.get_hyperparams()
-        snap = PolicySnapshot(sid, sid, int(episode), reason, metrics, hyperparams_json(hyperparams), _now_iso(), seq)
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._remove_orphans({s.path for s in snaps})
-        try: agent.save(self.root / sid)
-        except BaseException:
-            shutil.rmtree(self.root / sid, ignore_errors=True)
-            raise
-        keep = sorted(snaps + [snap], key=_rank_key)[:self.max_snapshots]
-        kept = sorted(keep, key=lambda s: s.seq)
-        self._write(seq + 1, kept)
-        for s in snaps + [snap]:
-            if s not in keep:   # the new one too, if it is not among the best (its directory is useless then)
-                shutil.rmtree(self.root / s.path, ignore_errors=True)
-                log.debug("pruned snapshot %s (score %s)", s.id, s.score)
-        log.info("snapshot %s saved (%s, episode %d, score %s)", sid, reason, episode, None if metrics is None else f"{metrics.score:.6g}")
-        return snap
+# %% ../../nbs/08_loop.checkpoint.ipynb 14
+@patch
+def save(self: CheckpointRegistry, agent, metrics: EvalMetrics | None = None, hyperparams: Mapping | None = None, episode: int = 0,
+         reason: str = "improvement") -> PolicySnapshot:
+    "Save `agent` (through `agent.save`) as a new snapshot with its metrics and hyperparameters; prune; returns the snapshot."
+    doc = self._read()
+    snaps = [PolicySnapshot.from_dict(d) for d in doc["snapshots"]]
+    seq = int(doc["next_seq"])
+    sid = f"snap-{seq:05d}"
+    if hyperparams is None and hasattr(agent, "get_hyperparams"): hyperparams = agent.get_hyperparams()
+    snap = PolicySnapshot(sid, sid, int(episode), reason, metrics, hyperparams_json(hyperparams), _now_iso(), seq)
+    self.root.mkdir(parents=True, exist_ok=True)
+    self._remove_orphans({s.path for s in snaps})
+    try: agent.save(self.root / sid)
+    except BaseException:
+        shutil.rmtree(self.root / sid, ignore_errors=True)
+        raise
+    keep = sorted(snaps + [snap], key=_rank_key)[:self.max_snapshots]
+    kept = sorted(keep, key=lambda s: s.seq)
+    self._write(seq + 1, kept)
+    for s in snaps + [snap]:
+        if s not in keep:   # the new one too, if it is not among the best (its directory is useless then)
+            shutil.rmtree(self.root / s.path, ignore_errors=True)
+            log.debug("pruned snapshot %s (score %s)", s.id, s.score)
+    log.info("snapshot %s saved (%s, episode %d, score %s)", sid, reason, episode, None if metrics is None else f"{metrics.score:.6g}")
+    return snap
 
-    def _remove_orphans(self, known: set[str]) -> None:
-        for p in self.root.iterdir():
-            if p.is_dir() and ((_SNAP.match(p.name) and p.name not in known) or _SNAP_TMP.match(p.name)):
-                log.warning("removing snapshot directory %s that no manifest names (left by an interrupted save)", p)
-                shutil.rmtree(p, ignore_errors=True)
-            elif p.is_file() and p.name.startswith(f".{MANIFEST}.") and p.name.endswith(".tmp"):
-                p.unlink(missing_ok=True)   # a manifest write that never reached its rename
+@patch
+def _remove_orphans(self: CheckpointRegistry, known: set[str]) -> None:
+    for p in self.root.iterdir():
+        if p.is_dir() and ((_SNAP.match(p.name) and p.name not in known) or _SNAP_TMP.match(p.name)):
+            log.warning("removing snapshot directory %s that no manifest names (left by an interrupted save)", p)
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.is_file() and p.name.startswith(f".{MANIFEST}.") and p.name.endswith(".tmp"):
+            p.unlink(missing_ok=True)   # a manifest write that never reached its rename
 
-    # --- reading ---
-    def load(self, snapshot: PolicySnapshot | str, agent=None):
-        "Restore a snapshot into `agent` (its `load(path)`) and return the agent; without an agent, rebuild a tspace agent from it."
-        path = self.path_of(snapshot)
-        if not path.exists(): raise StorageError(f"snapshot directory {str(path)!r} is missing")
-        if agent is None:
-            from tspace.agent.dpg import load_agent
-            return load_agent(path)
-        out = agent.load(path)
-        return agent if out is None else out
+# %% ../../nbs/08_loop.checkpoint.ipynb 18
+@patch
+def load(self: CheckpointRegistry, snapshot: PolicySnapshot | str, agent=None):
+    "Restore a snapshot into `agent` (its `load(path)`) and return the agent; without an agent, rebuild a tspace agent from it."
+    path = self.path_of(snapshot)
+    if not path.exists(): raise StorageError(f"snapshot directory {str(path)!r} is missing")
+    if agent is None:
+        from tspace.agent.dpg import load_agent
+        return load_agent(path)
+    out = agent.load(path)
+    return agent if out is None else out
 
-    def load_best(self, agent=None):
-        "Restore the best snapshot into `agent` (or rebuild a tspace agent from it); `StorageError` when there is none."
-        best = self.best
-        if best is None: raise StorageError(f"no snapshot in {str(self.root)!r}: nothing to load")
-        return self.load(best, agent)
+@patch
+def load_best(self: CheckpointRegistry, agent=None):
+    "Restore the best snapshot into `agent` (or rebuild a tspace agent from it); `StorageError` when there is none."
+    best = self.best
+    if best is None: raise StorageError(f"no snapshot in {str(self.root)!r}: nothing to load")
+    return self.load(best, agent)

@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
 from ..config.core import validate_model
 from .checkpoint import CheckpointRegistry, read_json
@@ -29,7 +30,7 @@ __all__ = ['log', 'EVENTS', 'STATE_FORMAT', 'scheduler_for', 'LoopEvent', 'Callb
 # %% ../../nbs/08_loop.controller.ipynb 4
 log = get_logger(__name__)
 
-# %% ../../nbs/08_loop.controller.ipynb 6
+# %% ../../nbs/08_loop.controller.ipynb 7
 from ..config.loop import LoopConfig
 
 def scheduler_for(cfg: LoopConfig) -> BackoffScheduler:
@@ -38,7 +39,7 @@ def scheduler_for(cfg: LoopConfig) -> BackoffScheduler:
                             cfg.dormant_patience, cfg.watchdog_interval, cfg.improve_margin, cfg.improve_rel,
                             cfg.degrade_margin, cfg.degrade_rel)
 
-# %% ../../nbs/08_loop.controller.ipynb 8
+# %% ../../nbs/08_loop.controller.ipynb 9
 EVENTS: tuple[str, ...] = ("loop_start", "loop_stop", "episode_end", "evaluation", "improvement", "plateau", "dormant",
                            "degradation", "hyperparams")
 "The events a callback can receive."
@@ -84,7 +85,7 @@ class LoopResult:
     history: list[dict] = field(default_factory=list)
     callback_errors: list[tuple[str, str, str]] = field(default_factory=list)
 
-# %% ../../nbs/08_loop.controller.ipynb 10
+# %% ../../nbs/08_loop.controller.ipynb 12
 STATE_FORMAT = 1
 
 def default_learn_input(episode: EpisodeData) -> list[dict[str, np.ndarray]]:
@@ -107,7 +108,7 @@ def _set_random_state(d: Mapping) -> None:
     name, keys, pos, has_gauss, cached = d["numpy"]
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
 
-
+# %% ../../nbs/08_loop.controller.ipynb 17
 class LoopController:
     "The algorithm-blind training loop: learn every episode, evaluate on a back-off schedule, snapshot, roll back, tune, call back, resume."
     def __init__(self, agent, pipeline: Pipeline, run_dir, config: LoopConfig | Mapping | None = None, *,
@@ -159,7 +160,6 @@ class LoopController:
         "The best snapshot on disk."
         return self.registry.best
 
-    # --- callbacks ---
     def add_callback(self, cb) -> Any:
         "Register a `Callback` object (or any object with `on_<event>` methods)."
         found = [e for e in EVENTS if callable(getattr(cb, f"on_{e}", None))]
@@ -168,236 +168,257 @@ class LoopController:
         for e in found: self._handlers[e].append(getattr(cb, f"on_{e}"))
         return cb
 
-    def on(self, event: str, fn: Callable[[LoopEvent], Any] | None = None):
-        "Register `fn(event)` for `event`; usable as a decorator: `@ctrl.on('improvement')`."
-        if event not in EVENTS: raise ConfigError(f"event = {event!r}: expected one of {list(EVENTS)}")
-        def register(f):
-            if not callable(f): raise ConfigError(f"callback for {event!r}: {f!r} is not callable")
-            self._handlers[event].append(f)
-            return f
-        return register if fn is None else register(fn)
+# %% ../../nbs/08_loop.controller.ipynb 20
+@patch
+def on(self: LoopController, event: str, fn: Callable[[LoopEvent], Any] | None = None):
+    "Register `fn(event)` for `event`; usable as a decorator: `@ctrl.on('improvement')`."
+    if event not in EVENTS: raise ConfigError(f"event = {event!r}: expected one of {list(EVENTS)}")
+    def register(f):
+        if not callable(f): raise ConfigError(f"callback for {event!r}: {f!r} is not callable")
+        self._handlers[event].append(f)
+        return f
+    return register if fn is None else register(fn)
 
-    def _fire(self, name: str, **details) -> None:
-        ev = LoopEvent(name, self, self.episode, self.state, **details)
-        for h in list(self._handlers[name]):
-            try: h(ev)
-            except Exception as e:
-                who = _handler_name(h)
-                log.exception("callback %s for %r failed at episode %d (the loop goes on): %s: %s", who, name, self.episode, type(e).__name__, e)
-                self.callback_errors.append((name, who, f"{type(e).__name__}: {e}"))
+@patch
+def _fire(self: LoopController, name: str, **details) -> None:
+    ev = LoopEvent(name, self, self.episode, self.state, **details)
+    for h in list(self._handlers[name]):
+        try: h(ev)
+        except Exception as e:
+            who = _handler_name(h)
+            log.exception("callback %s for %r failed at episode %d (the loop goes on): %s: %s", who, name, self.episode, type(e).__name__, e)
+            self.callback_errors.append((name, who, f"{type(e).__name__}: {e}"))
 
-    # --- control ---
-    def stop(self) -> None:
-        "Ask the loop to stop after the current episode (thread-safe; also from a callback or a signal handler)."
-        self._stop.set()
-        try: getattr(self.pipeline, "interrupt", lambda: None)()
-        except Exception as e: log.warning("pipeline interrupt failed: %s", e)
+# %% ../../nbs/08_loop.controller.ipynb 23
+@patch
+def stop(self: LoopController) -> None:
+    "Ask the loop to stop after the current episode (thread-safe; also from a callback or a signal handler)."
+    self._stop.set()
+    try: getattr(self.pipeline, "interrupt", lambda: None)()
+    except Exception as e: log.warning("pipeline interrupt failed: %s", e)
 
-    @property
-    def stopping(self) -> bool: return self._stop.is_set()
+@patch(as_prop=True)
+def stopping(self: LoopController) -> bool: return self._stop.is_set()
 
-    def _limit_reason(self) -> str | None:
-        if self._stop.is_set(): return "stopped"
-        if self.config.max_episodes is not None and self.episode >= self.config.max_episodes: return "max_episodes"
-        return None
+@patch
+def _limit_reason(self: LoopController) -> str | None:
+    if self._stop.is_set(): return "stopped"
+    if self.config.max_episodes is not None and self.episode >= self.config.max_episodes: return "max_episodes"
+    return None
 
-    # --- evaluation ---
-    def _can_evaluate(self) -> bool:
-        return self._evaluator is not None or type(self.pipeline).evaluate is not Pipeline.evaluate
+# %% ../../nbs/08_loop.controller.ipynb 26
+@patch
+def save_state(self: LoopController) -> Path:
+    "Write the agent's current weights and the loop state under `run_dir/state` (crash-safe); returns the path of `loop.json`."
+    state_dir = self.state_path.parent
+    state_dir.mkdir(parents=True, exist_ok=True)
+    self._saves += 1
+    name = f"agent-{self._saves:06d}"
+    self.agent.save(state_dir / name)
+    tuner = self.tuner.state_dict() if self.tuner is not None else None
+    pipe = self.pipeline.state_dict() if callable(getattr(self.pipeline, "state_dict", None)) else {}
+    doc = {"format": STATE_FORMAT, "episode": self.episode, "saves": self._saves, "agent_dir": name,
+           "scheduler": self.scheduler.state_dict(), "tuner": json_ready(tuner, "tuner state"),
+           "history": json_ready(self.history, "history"), "episode_log": self.episode_log[-1000:],
+           "pipeline": json_ready(pipe, "pipeline state"), "random": _random_state(),
+           "best": None if self.registry.best is None else self.registry.best.id,
+           "stop_reason": self.stop_reason, "config": self.config.model_dump(mode="json")}
+    write_json_atomic(self.state_path, doc, indent=None)   # compact: the C encoder, and random states are long lists
+    for p in state_dir.iterdir():
+        if p.name.startswith("agent-") and p.name != name: shutil.rmtree(p, ignore_errors=True)
+    return self.state_path
 
-    def _score(self) -> EvalMetrics:
-        if self._evaluator is not None: raw = self._evaluator(self.agent)
-        elif type(self.pipeline).evaluate is not Pipeline.evaluate: raw = self.pipeline.evaluate(self.agent)
-        else:
-            ep = self._last_episode
-            raw = EvalMetrics(ep.total_reward, self.config.mode, {"source": "episode return", "steps": len(ep)})
-        return EvalMetrics.coerce(raw, self.config.mode, self.episode)
+@patch
+def load_state(self: LoopController) -> None:
+    "Restore the loop, the agent, the tuner, the pipeline and the random generators from `run_dir/state`."
+    doc = read_json(self.state_path, "loop state")
+    if doc.get("format") != STATE_FORMAT:
+        raise StorageError(f"loop state {str(self.state_path)!r}: format {doc.get('format')!r}, this tspace reads {STATE_FORMAT}")
+    self.agent.load(self.state_path.parent / doc["agent_dir"])
+    self.episode, self._saves = int(doc["episode"]), int(doc["saves"])
+    self.scheduler.load_state_dict(doc["scheduler"])
+    if doc.get("tuner") is not None:
+        if self.tuner is None: log.warning("the saved run had a tuner; this controller has none, its state is ignored")
+        else: self.tuner.load_state_dict(doc["tuner"])
+    self.history = list(doc.get("history") or [])
+    self.episode_log = list(doc.get("episode_log") or [])
+    if doc.get("pipeline") and callable(getattr(self.pipeline, "load_state_dict", None)): self.pipeline.load_state_dict(doc["pipeline"])
+    _set_random_state(doc["random"])
+    log.info("resumed %s at episode %d (%s, interval %d, %d evaluation(s))", self.run_dir, self.episode, self.state,
+             self.scheduler.interval, self.scheduler.evaluations)
 
-    def _target_reached(self) -> bool:
-        t, best = self.config.target_score, self.scheduler.best
-        if t is None or best is None or not best.is_finite: return False
-        return best.score >= t if self.config.mode == "max" else best.score <= t
+# %% ../../nbs/08_loop.controller.ipynb 29
+@patch
+def _can_evaluate(self: LoopController) -> bool:
+    return self._evaluator is not None or type(self.pipeline).evaluate is not Pipeline.evaluate
 
-    def _evaluate(self, cold: bool = False) -> str | None:
-        "Score, decide, snapshot, roll back, tune, call back; returns a stop reason or None."
-        cfg = self.config
-        hp = hyperparams_json(self.agent.get_hyperparams())
-        metrics = self._score()
-        d = self.scheduler.update(metrics, self.episode)
-        events = ["cold-start" if (cold and e == "improvement") else e for e in d.events]
-        snapshot, rolled_back, new_hp = None, False, None
-        if d.improved:
-            snapshot = self.registry.save(self.agent, metrics, hp, self.episode, "cold-start" if cold else "improvement")
-            if not cold: self._fire("improvement", metrics=metrics, decision=d, snapshot=snapshot)
-        if d.degraded:
-            if cfg.rollback_on_degradation and self.registry.best is not None:
-                snapshot = self.registry.best
-                self.registry.load(snapshot, self.agent)
-                rolled_back = True
-                log.warning("episode %d: score %.6g degraded from best %.6g: weights rolled back to %s",
-                            self.episode, metrics.score, self.scheduler.best.score, snapshot.id)
-            self._fire("degradation", metrics=metrics, decision=d, snapshot=snapshot if rolled_back else None, rolled_back=rolled_back)
-        if "plateau" in events: self._fire("plateau", metrics=metrics, decision=d)
-        if "dormant" in events: self._fire("dormant", metrics=metrics, decision=d)
-        if self.tuner is not None and (cfg.tune_on == "evaluation" or (not d.improved and d.state != LoopState.ACTIVE)):
-            proposal = self.tuner.tell(hp, metrics)
-            if proposal is not None:
-                old = hyperparams_json(self.agent.get_hyperparams())
-                if hyperparams_json(proposal) != old:
-                    new_hp = hyperparams_json(self.agent.set_hyperparams(dict(proposal)) or proposal)
-                    self._fire("hyperparams", metrics=metrics, decision=d, old=old, new=new_hp)
-        rec = {**d.to_dict(), "events": events, "snapshot": snapshot.id if (snapshot is not None and d.improved) else None,
-               "rolled_back": rolled_back, "rolled_back_to": snapshot.id if rolled_back else None,
-               "hyperparams": hp, "new_hyperparams": new_hp, "values": metrics.values}
-        self.history.append(rec)
-        self._fire("evaluation", metrics=metrics, decision=d, snapshot=snapshot)
-        reason = None
-        if self._target_reached(): reason = "target"
-        elif "dormant" in events and cfg.stop_on_dormant: reason = "dormant"
-        if cfg.save_every and d.evaluation % cfg.save_every == 0 and reason is None: self.save_state()
-        return reason
+@patch
+def _score(self: LoopController) -> EvalMetrics:
+    if self._evaluator is not None: raw = self._evaluator(self.agent)
+    elif type(self.pipeline).evaluate is not Pipeline.evaluate: raw = self.pipeline.evaluate(self.agent)
+    else:
+        ep = self._last_episode
+        raw = EvalMetrics(ep.total_reward, self.config.mode, {"source": "episode return", "steps": len(ep)})
+    return EvalMetrics.coerce(raw, self.config.mode, self.episode)
 
-    # --- the loop ---
-    def run(self) -> LoopResult:
-        "Run until a stop condition; save the state, restore the best weights, and return the `LoopResult`."
-        if self._running: raise ConfigError("this LoopController is already running")
-        self._running, self.stop_reason, reason = True, None, None
-        log.info("loop starting at episode %d (%s, interval %d) in %s", self.episode, self.state, self.scheduler.interval, self.run_dir)
-        self._fire("loop_start")
-        try:
-            if self.episode == 0 and self.scheduler.evaluations == 0 and not self.history and len(self.registry) == 0:
-                reason = self._cold_start()
-            while reason is None:
-                reason = self._limit_reason()
-                if reason: break
-                try: ep = self.pipeline.next_episode(self.agent)
-                except PipelineEnded:
-                    reason = "stopped" if self._stop.is_set() else "pipeline_ended"
-                    break
-                self.episode += 1
-                self._last_episode = ep
-                losses = self.agent.learn(self.learn_input(ep))
-                self._log_episode(ep, losses)
-                self._fire("episode_end", data=ep, losses=losses)
-                if self.scheduler.tick(): reason = self._evaluate()
-        except BaseException as e:
-            reason = f"error: {type(e).__name__}: {e}"
-            raise
-        finally:
-            self._finish(reason)
-        return self.result()
+@patch
+def _target_reached(self: LoopController) -> bool:
+    t, best = self.config.target_score, self.scheduler.best
+    if t is None or best is None or not best.is_finite: return False
+    return best.score >= t if self.config.mode == "max" else best.score <= t
 
-    def _cold_start(self) -> str | None:
-        if not self.config.cold_start: return None
-        if self._can_evaluate(): return self._evaluate(cold=True)
-        hp = hyperparams_json(self.agent.get_hyperparams())
-        snap = self.registry.save(self.agent, None, hp, 0, "cold-start")
-        log.info("cold start: snapshot %s without a score (the pipeline cannot evaluate and no evaluator was given)", snap.id)
-        return None
+# %% ../../nbs/08_loop.controller.ipynb 32
+@patch
+def _evaluate(self: LoopController, cold: bool = False) -> str | None:
+    "Score, decide, snapshot, roll back, tune, call back; returns a stop reason or None."
+    cfg = self.config
+    hp = hyperparams_json(self.agent.get_hyperparams())
+    metrics = self._score()
+    d = self.scheduler.update(metrics, self.episode)
+    events = ["cold-start" if (cold and e == "improvement") else e for e in d.events]
+    snapshot, rolled_back, new_hp = None, False, None
+    if d.improved:
+        snapshot = self.registry.save(self.agent, metrics, hp, self.episode, "cold-start" if cold else "improvement")
+        if not cold: self._fire("improvement", metrics=metrics, decision=d, snapshot=snapshot)
+    if d.degraded:
+        if cfg.rollback_on_degradation and self.registry.best is not None:
+            snapshot = self.registry.best
+            self.registry.load(snapshot, self.agent)
+            rolled_back = True
+            log.warning("episode %d: score %.6g degraded from best %.6g: weights rolled back to %s",
+                        self.episode, metrics.score, self.scheduler.best.score, snapshot.id)
+        self._fire("degradation", metrics=metrics, decision=d, snapshot=snapshot if rolled_back else None, rolled_back=rolled_back)
+    if "plateau" in events: self._fire("plateau", metrics=metrics, decision=d)
+    if "dormant" in events: self._fire("dormant", metrics=metrics, decision=d)
+    if self.tuner is not None and (cfg.tune_on == "evaluation" or (not d.improved and d.state != LoopState.ACTIVE)):
+        proposal = self.tuner.tell(hp, metrics)
+        if proposal is not None:
+            old = hyperparams_json(self.agent.get_hyperparams())
+            if hyperparams_json(proposal) != old:
+                new_hp = hyperparams_json(self.agent.set_hyperparams(dict(proposal)) or proposal)
+                self._fire("hyperparams", metrics=metrics, decision=d, old=old, new=new_hp)
+    rec = {**d.to_dict(), "events": events, "snapshot": snapshot.id if (snapshot is not None and d.improved) else None,
+           "rolled_back": rolled_back, "rolled_back_to": snapshot.id if rolled_back else None,
+           "hyperparams": hp, "new_hyperparams": new_hp, "values": metrics.values}
+    self.history.append(rec)
+    self._fire("evaluation", metrics=metrics, decision=d, snapshot=snapshot)
+    reason = None
+    if self._target_reached(): reason = "target"
+    elif "dormant" in events and cfg.stop_on_dormant: reason = "dormant"
+    if cfg.save_every and d.evaluation % cfg.save_every == 0 and reason is None: self.save_state()
+    return reason
 
-    def _log_episode(self, ep: EpisodeData, losses) -> None:
-        self.episode_log.append({"episode": self.episode, "steps": len(ep), "reward": ep.total_reward,
-                                 "returns": ep.episode_returns(), "losses": json_ready(dict(losses or {}), "losses")})
-        if len(self.episode_log) > 10_000: del self.episode_log[:1000]
+# %% ../../nbs/08_loop.controller.ipynb 35
+@patch
+def _log_episode(self: LoopController, ep: EpisodeData, losses) -> None:
+    self.episode_log.append({"episode": self.episode, "steps": len(ep), "reward": ep.total_reward,
+                             "returns": ep.episode_returns(), "losses": json_ready(dict(losses or {}), "losses")})
+    if len(self.episode_log) > 10_000: del self.episode_log[:1000]
 
-    def _finish(self, reason: str | None) -> None:
-        self.stop_reason = reason or "stopped"
-        try: self.save_state()
-        except Exception as e: log.exception("saving the loop state failed: %s", e)
-        if self.config.restore_best and self.registry.best is not None:
-            try: self.registry.load_best(self.agent)
-            except Exception as e: log.exception("restoring the best snapshot failed: %s", e)
-        self._running = False
-        log.info("loop stopped at episode %d: %s; best %s", self.episode, self.stop_reason,
-                 None if self.registry.best is None else (self.registry.best.id, self.registry.best.score))
-        self._fire("loop_stop", reason=self.stop_reason)
+@patch
+def _finish(self: LoopController, reason: str | None) -> None:
+    self.stop_reason = reason or "stopped"
+    try: self.save_state()
+    except Exception as e: log.exception("saving the loop state failed: %s", e)
+    if self.config.restore_best and self.registry.best is not None:
+        try: self.registry.load_best(self.agent)
+        except Exception as e: log.exception("restoring the best snapshot failed: %s", e)
+    self._running = False
+    log.info("loop stopped at episode %d: %s; best %s", self.episode, self.stop_reason,
+             None if self.registry.best is None else (self.registry.best.id, self.registry.best.score))
+    self._fire("loop_stop", reason=self.stop_reason)
 
-    def worker(self, stop_event: threading.Event) -> LoopResult:
-        "Run as a supervised worker: `Supervisor.add_worker('loop', ctrl.worker)`; the supervisor's stop event stops the loop."
-        done = threading.Event()
-        def watch():
-            while not done.is_set():
-                if stop_event.wait(0.05): self.stop(); return
-        t = threading.Thread(target=watch, name="loop-stop-watch", daemon=True)
-        t.start()
-        try: return self.run()
-        finally: done.set(); t.join(1.0)
+@patch
+def result(self: LoopController) -> LoopResult:
+    return LoopResult(self.stop_reason or "", self.episode, self.scheduler.evaluations, self.registry.best,
+                      list(self.history), list(self.callback_errors))
 
-    def result(self) -> LoopResult:
-        return LoopResult(self.stop_reason or "", self.episode, self.scheduler.evaluations, self.registry.best,
-                          list(self.history), list(self.callback_errors))
+# %% ../../nbs/08_loop.controller.ipynb 37
+@patch
+def run(self: LoopController) -> LoopResult:
+    "Run until a stop condition; save the state, restore the best weights, and return the `LoopResult`."
+    if self._running: raise ConfigError("this LoopController is already running")
+    self._running, self.stop_reason, reason = True, None, None
+    log.info("loop starting at episode %d (%s, interval %d) in %s", self.episode, self.state, self.scheduler.interval, self.run_dir)
+    self._fire("loop_start")
+    try:
+        if self.episode == 0 and self.scheduler.evaluations == 0 and not self.history and len(self.registry) == 0:
+            reason = self._cold_start()
+        while reason is None:
+            reason = self._limit_reason()
+            if reason: break
+            try: ep = self.pipeline.next_episode(self.agent)
+            except PipelineEnded:
+                reason = "stopped" if self._stop.is_set() else "pipeline_ended"
+                break
+            self.episode += 1
+            self._last_episode = ep
+            losses = self.agent.learn(self.learn_input(ep), stop=self._stop)   # a stopping run does not wait for the updates
+            self._log_episode(ep, losses)
+            self._fire("episode_end", data=ep, losses=losses)
+            if self.scheduler.tick(): reason = self._evaluate()
+    except BaseException as e:
+        reason = f"error: {type(e).__name__}: {e}"
+        raise
+    finally:
+        self._finish(reason)
+    return self.result()
 
-    # --- state ---
-    def save_state(self) -> Path:
-        "Write the agent's current weights and the loop state under `run_dir/state` (crash-safe); returns the path of `loop.json`."
-        state_dir = self.state_path.parent
-        state_dir.mkdir(parents=True, exist_ok=True)
-        self._saves += 1
-        name = f"agent-{self._saves:06d}"
-        self.agent.save(state_dir / name)
-        tuner = self.tuner.state_dict() if self.tuner is not None else None
-        pipe = self.pipeline.state_dict() if callable(getattr(self.pipeline, "state_dict", None)) else {}
-        doc = {"format": STATE_FORMAT, "episode": self.episode, "saves": self._saves, "agent_dir": name,
-               "scheduler": self.scheduler.state_dict(), "tuner": json_ready(tuner, "tuner state"),
-               "history": json_ready(self.history, "history"), "episode_log": self.episode_log[-1000:],
-               "pipeline": json_ready(pipe, "pipeline state"), "random": _random_state(),
-               "best": None if self.registry.best is None else self.registry.best.id,
-               "stop_reason": self.stop_reason, "config": self.config.model_dump(mode="json")}
-        write_json_atomic(self.state_path, doc, indent=None)   # compact: the C encoder, and random states are long lists
-        for p in state_dir.iterdir():
-            if p.name.startswith("agent-") and p.name != name: shutil.rmtree(p, ignore_errors=True)
-        return self.state_path
+@patch
+def _cold_start(self: LoopController) -> str | None:
+    if not self.config.cold_start: return None
+    if self._can_evaluate(): return self._evaluate(cold=True)
+    hp = hyperparams_json(self.agent.get_hyperparams())
+    snap = self.registry.save(self.agent, None, hp, 0, "cold-start")
+    log.info("cold start: snapshot %s without a score (the pipeline cannot evaluate and no evaluator was given)", snap.id)
+    return None
 
-    def load_state(self) -> None:
-        "Restore the loop, the agent, the tuner, the pipeline and the random generators from `run_dir/state`."
-        doc = read_json(self.state_path, "loop state")
-        if doc.get("format") != STATE_FORMAT:
-            raise StorageError(f"loop state {str(self.state_path)!r}: format {doc.get('format')!r}, this tspace reads {STATE_FORMAT}")
-        self.agent.load(self.state_path.parent / doc["agent_dir"])
-        self.episode, self._saves = int(doc["episode"]), int(doc["saves"])
-        self.scheduler.load_state_dict(doc["scheduler"])
-        if doc.get("tuner") is not None:
-            if self.tuner is None: log.warning("the saved run had a tuner; this controller has none, its state is ignored")
-            else: self.tuner.load_state_dict(doc["tuner"])
-        self.history = list(doc.get("history") or [])
-        self.episode_log = list(doc.get("episode_log") or [])
-        if doc.get("pipeline") and callable(getattr(self.pipeline, "load_state_dict", None)): self.pipeline.load_state_dict(doc["pipeline"])
-        _set_random_state(doc["random"])
-        log.info("resumed %s at episode %d (%s, interval %d, %d evaluation(s))", self.run_dir, self.episode, self.state,
-                 self.scheduler.interval, self.scheduler.evaluations)
+@patch
+def worker(self: LoopController, stop_event: threading.Event) -> LoopResult:
+    "Run as a supervised worker: `Supervisor.add_worker('loop', ctrl.worker)`; the supervisor's stop event stops the loop."
+    done = threading.Event()
+    def watch():
+        while not done.is_set():
+            if stop_event.wait(0.05): self.stop(); return
+    t = threading.Thread(target=watch, name="loop-stop-watch", daemon=True)
+    t.start()
+    try: return self.run()
+    finally: done.set(); t.join(1.0)
 
-    # --- reporting ---
-    def history_frame(self) -> pd.DataFrame:
-        "The evaluation history as a DataFrame (one row per evaluation)."
-        cols = ["evaluation", "episode", "score", "state", "interval", "stale", "improved", "degraded", "events", "snapshot", "rolled_back"]
-        return pd.DataFrame([{k: r.get(k) for k in cols} for r in self.history], columns=cols)
+# %% ../../nbs/08_loop.controller.ipynb 40
+@patch
+def history_frame(self: LoopController) -> pd.DataFrame:
+    "The evaluation history as a DataFrame (one row per evaluation)."
+    cols = ["evaluation", "episode", "score", "state", "interval", "stale", "improved", "degraded", "events", "snapshot", "rolled_back"]
+    return pd.DataFrame([{k: r.get(k) for k in cols} for r in self.history], columns=cols)
 
-    def plot_history(self, ax=None):
-        "Plot scores (and the best so far) per evaluation over episodes, with the state shaded and the interval; returns the axes."
-        import matplotlib.pyplot as plt
-        df = self.history_frame()
-        if ax is None: _, ax = plt.subplots(figsize=(8, 3.5))
-        colors = {"ACTIVE": "#d9f2d9", "COOLING": "#fff2cc", "DORMANT": "#f4cccc", "WATCHDOG": "#d9e2f3"}
-        ends = list(df["episode"].iloc[1:]) + [max(self.episode, int(df["episode"].iloc[-1]) + 1)] if len(df) else []
-        for (_, r), end in zip(df.iterrows(), ends):
-            ax.axvspan(r["episode"], end, color=colors[r["state"]], lw=0)
-        ax.plot(df["episode"], df["score"], "o-", color="k", ms=4, label="score")
-        best = df["score"].cummax() if self.config.mode == "max" else df["score"].cummin()
-        ax.step(df["episode"], best, where="post", color="tab:green", label="best")
-        snaps = df[df["snapshot"].notna()]
-        ax.plot(snaps["episode"], snaps["score"], "s", mfc="none", mec="tab:green", ms=9, label="snapshot")
-        rb = df[df["rolled_back"]]
-        if len(rb): ax.plot(rb["episode"], rb["score"], "x", color="tab:red", ms=9, label="rollback")
-        ax2 = ax.twinx()
-        ax2.step(df["episode"], df["interval"], where="post", color="tab:blue", alpha=0.6)
-        ax2.set_ylabel("interval (episodes)", color="tab:blue")
-        ax.set_xlabel("episode"); ax.set_ylabel("score")
-        from matplotlib.patches import Patch
-        handles = ax.get_legend_handles_labels()[0] + [Patch(color=c, label=s) for s, c in colors.items()]
-        ax.legend(handles=handles, fontsize=7, loc="lower right", ncol=2)
-        return ax
+@patch
+def plot_history(self: LoopController, ax=None):
+    "Plot scores (and the best so far) per evaluation over episodes, with the state shaded and the interval; returns the axes."
+    import matplotlib.pyplot as plt
+    df = self.history_frame()
+    if ax is None: _, ax = plt.subplots(figsize=(8, 3.5))
+    colors = {"ACTIVE": "#d9f2d9", "COOLING": "#fff2cc", "DORMANT": "#f4cccc", "WATCHDOG": "#d9e2f3"}
+    ends = list(df["episode"].iloc[1:]) + [max(self.episode, int(df["episode"].iloc[-1]) + 1)] if len(df) else []
+    for (_, r), end in zip(df.iterrows(), ends):
+        ax.axvspan(r["episode"], end, color=colors[r["state"]], lw=0)
+    ax.plot(df["episode"], df["score"], "o-", color="k", ms=4, label="score")
+    best = df["score"].cummax() if self.config.mode == "max" else df["score"].cummin()
+    ax.step(df["episode"], best, where="post", color="tab:green", label="best")
+    snaps = df[df["snapshot"].notna()]
+    ax.plot(snaps["episode"], snaps["score"], "s", mfc="none", mec="tab:green", ms=9, label="snapshot")
+    rb = df[df["rolled_back"]]
+    if len(rb): ax.plot(rb["episode"], rb["score"], "x", color="tab:red", ms=9, label="rollback")
+    ax2 = ax.twinx()
+    ax2.step(df["episode"], df["interval"], where="post", color="tab:blue", alpha=0.6)
+    ax2.set_ylabel("interval (episodes)", color="tab:blue")
+    ax.set_xlabel("episode"); ax.set_ylabel("score")
+    from matplotlib.patches import Patch
+    handles = ax.get_legend_handles_labels()[0] + [Patch(color=c, label=s) for s, c in colors.items()]
+    ax.legend(handles=handles, fontsize=7, loc="lower right", ncol=2)
+    return ax
 
-# %% ../../nbs/08_loop.controller.ipynb 12
+# %% ../../nbs/08_loop.controller.ipynb 43
 class RLOptimizer(LoopController):
     "A `LoopController` built from an environment id, an environment or a pipeline: `RLOptimizer(agent, 'Pendulum-v1', run_dir).optimize()`."
     def __init__(self, agent, env, run_dir, config: LoopConfig | Mapping | None = None, *, window: int = 200, seed: int | None = 0,

@@ -9,15 +9,16 @@ from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
 import numpy as np
+from fastcore.basics import patch
 
 from .types import EvalMetrics, hyperparams_json
-from ..system.errors import ConfigError
+from ..system.errors import ConfigError, check_int, check_number
 from ..system.log import get_logger
 
 # %% auto 0
 __all__ = ['log', 'ParamRange', 'as_space', 'Tuner', 'FiniteDifferenceTuner', 'PopulationTuner']
 
-# %% ../../nbs/08_loop.optimizer.ipynb 4
+# %% ../../nbs/08_loop.optimizer.ipynb 5
 log = get_logger(__name__)
 
 @dataclass(frozen=True)
@@ -29,10 +30,7 @@ class ParamRange:
     integer: bool = False
 
     def __post_init__(self):
-        for k in ("low", "high"):
-            v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
-                raise ConfigError(f"{k} = {v!r}: expected a finite number")
+        for k in ("low", "high"): check_number(k, getattr(self, k))
         if not self.low < self.high: raise ConfigError(f"low = {self.low!r}, high = {self.high!r}: low must be below high")
         if self.scale not in ("linear", "log"): raise ConfigError(f"scale = {self.scale!r}: expected 'linear' or 'log'")
         if self.scale == "log" and self.low <= 0: raise ConfigError(f"low = {self.low!r}: a log-scale range needs low > 0")
@@ -53,7 +51,7 @@ class ParamRange:
         else: v = self.low + u * (self.high - self.low)
         return self.clip(round(v, 12))   # drop float noise such as 0.30000000000000004
 
-
+# %% ../../nbs/08_loop.optimizer.ipynb 8
 def as_space(space: Mapping[str, Any]) -> dict[str, ParamRange]:
     "A search space from `{name: ParamRange | (low, high) | (low, high, scale) | (low, high, scale, integer) | dict}`."
     if not isinstance(space, Mapping) or not space: raise ConfigError(f"search space = {space!r}: expected a non-empty dict of name -> range")
@@ -81,15 +79,15 @@ class Tuner:
     def state_dict(self) -> dict: return {}
     def load_state_dict(self, state: Mapping) -> None: pass
 
-# %% ../../nbs/08_loop.optimizer.ipynb 8
+# %% ../../nbs/08_loop.optimizer.ipynb 11
 class FiniteDifferenceTuner(Tuner):
     "Coordinate search by finite differences within bounds; failed coordinates back off their step; deterministic under `seed`."
     def __init__(self, space: Mapping[str, Any], step: float = 0.2, backoff: float = 0.5, min_step: float = 0.02,
                  margin: float = 0.0, rel: float = 0.0, shuffle: bool = False, seed: int = 0):
         self.space = as_space(space)
-        if not (0 < step <= 1): raise ConfigError(f"step = {step!r}: expected a fraction of the range in (0, 1]")
-        if not (0 < backoff < 1): raise ConfigError(f"backoff = {backoff!r}: expected a factor in (0, 1)")
-        if not (0 < min_step <= step): raise ConfigError(f"min_step = {min_step!r}: expected a fraction in (0, step]")
+        check_number("step", step, gt=0, le=1, expected="a fraction of the range in (0, 1]")
+        check_number("backoff", backoff, gt=0, lt=1, expected="a factor in (0, 1)")
+        check_number("min_step", min_step, gt=0, le=step, expected="a fraction in (0, step]")
         self.step, self.backoff, self.min_step, self.margin, self.rel = float(step), float(backoff), float(min_step), float(margin), float(rel)
         self.shuffle = bool(shuffle)
         self.rng = np.random.default_rng(seed)
@@ -130,48 +128,54 @@ class FiniteDifferenceTuner(Tuner):
             self.direction[name] *= -1
             self._next_coordinate()
 
-    def _propose(self, hp: Mapping) -> dict | None:
-        while not self.converged:
-            name = self.order[self.pos]
-            if self.steps[name] < self.min_step:
-                self._next_coordinate(); continue
-            r = self.space[name]
-            v = r.from_unit(r.to_unit(self.base[name]) + self.direction[name] * self.steps[name])
-            if v == self.base[name]:         # clipped onto the base by a bound
-                self._failed(); continue
-            self.pending = {**self.base, name: v}
-            self.probes += 1
-            return {**hp, **self.pending}
-        self.done, self.pending = True, None
-        log.info("finite-difference tuning converged at %s (score %.6g)", self.base, self.base_metrics.score)
-        return {**hp, **self.base}
+# %% ../../nbs/08_loop.optimizer.ipynb 15
+@patch
+def _propose(self: FiniteDifferenceTuner, hp: Mapping) -> dict | None:
+    while not self.converged:
+        name = self.order[self.pos]
+        if self.steps[name] < self.min_step:
+            self._next_coordinate(); continue
+        r = self.space[name]
+        v = r.from_unit(r.to_unit(self.base[name]) + self.direction[name] * self.steps[name])
+        if v == self.base[name]:         # clipped onto the base by a bound
+            self._failed(); continue
+        self.pending = {**self.base, name: v}
+        self.probes += 1
+        return {**hp, **self.pending}
+    self.done, self.pending = True, None
+    log.info("finite-difference tuning converged at %s (score %.6g)", self.base, self.base_metrics.score)
+    return {**hp, **self.base}
 
-    def tell(self, hyperparams: Mapping, metrics: EvalMetrics) -> dict | None:
-        "The score of the values in force; returns the next probe (full set), the final base once converged, then None."
-        if self.done: return None
-        if self.base is None or self.pending is None:
-            self.base, self.base_metrics = _base_values(self.space, hyperparams), metrics
-        elif metrics.beats(self.base_metrics, self.margin, self.rel):
-            self.base, self.base_metrics = dict(self.pending), metrics
-            self.side, self.moved = 0, True
-        else:
-            self._failed()
-        return self._propose(hyperparams)
+@patch
+def tell(self: FiniteDifferenceTuner, hyperparams: Mapping, metrics: EvalMetrics) -> dict | None:
+    "The score of the values in force; returns the next probe (full set), the final base once converged, then None."
+    if self.done: return None
+    if self.base is None or self.pending is None:
+        self.base, self.base_metrics = _base_values(self.space, hyperparams), metrics
+    elif metrics.beats(self.base_metrics, self.margin, self.rel):
+        self.base, self.base_metrics = dict(self.pending), metrics
+        self.side, self.moved = 0, True
+    else:
+        self._failed()
+    return self._propose(hyperparams)
 
-    def state_dict(self) -> dict:
-        return {"base": self.base, "base_metrics": None if self.base_metrics is None else self.base_metrics.to_dict(),
-                "steps": self.steps, "direction": self.direction, "order": self.order, "pos": self.pos, "side": self.side,
-                "moved": self.moved, "pending": self.pending, "done": self.done, "probes": self.probes,
-                "rng": self.rng.bit_generator.state}
+# %% ../../nbs/08_loop.optimizer.ipynb 21
+@patch
+def state_dict(self: FiniteDifferenceTuner) -> dict:
+    return {"base": self.base, "base_metrics": None if self.base_metrics is None else self.base_metrics.to_dict(),
+            "steps": self.steps, "direction": self.direction, "order": self.order, "pos": self.pos, "side": self.side,
+            "moved": self.moved, "pending": self.pending, "done": self.done, "probes": self.probes,
+            "rng": self.rng.bit_generator.state}
 
-    def load_state_dict(self, d: Mapping) -> None:
-        self.base, self.pending = d["base"], d["pending"]
-        self.base_metrics = None if d["base_metrics"] is None else EvalMetrics.from_dict(d["base_metrics"])
-        self.steps, self.direction, self.order = dict(d["steps"]), dict(d["direction"]), list(d["order"])
-        self.pos, self.side, self.moved, self.done, self.probes = int(d["pos"]), int(d["side"]), bool(d["moved"]), bool(d["done"]), int(d["probes"])
-        self.rng.bit_generator.state = d["rng"]
+@patch
+def load_state_dict(self: FiniteDifferenceTuner, d: Mapping) -> None:
+    self.base, self.pending = d["base"], d["pending"]
+    self.base_metrics = None if d["base_metrics"] is None else EvalMetrics.from_dict(d["base_metrics"])
+    self.steps, self.direction, self.order = dict(d["steps"]), dict(d["direction"]), list(d["order"])
+    self.pos, self.side, self.moved, self.done, self.probes = int(d["pos"]), int(d["side"]), bool(d["moved"]), bool(d["done"]), int(d["probes"])
+    self.rng.bit_generator.state = d["rng"]
 
-# %% ../../nbs/08_loop.optimizer.ipynb 14
+# %% ../../nbs/08_loop.optimizer.ipynb 24
 def _rank(history: list[tuple[dict, EvalMetrics]]) -> list[int]:
     "Indices of `history`, best first (NaN last, newer first on ties)."
     def key(i):
@@ -180,19 +184,18 @@ def _rank(history: list[tuple[dict, EvalMetrics]]) -> list[int]:
         return (0, -m.score if m.mode == "max" else m.score, -i)
     return sorted(range(len(history)), key=key)
 
-
+# %% ../../nbs/08_loop.optimizer.ipynb 27
 class PopulationTuner(Tuner):
     "Population-based exploit/explore over the run's history of (hyperparameters, score); deterministic under `seed`."
     def __init__(self, space: Mapping[str, Any], quantile: float = 0.25, min_history: int = 4,
                  log_factors: tuple[float, ...] = (0.8, 1.25), linear_step: float = 0.2, resample_prob: float = 0.0,
                  max_history: int | None = None, seed: int = 0):
         self.space = as_space(space)
-        if not (0 < quantile <= 0.5): raise ConfigError(f"quantile = {quantile!r}: expected a fraction in (0, 0.5]")
-        if isinstance(min_history, bool) or not isinstance(min_history, int) or min_history < 2:
-            raise ConfigError(f"min_history = {min_history!r}: expected an integer >= 2")
+        check_number("quantile", quantile, gt=0, le=0.5, expected="a fraction in (0, 0.5]")
+        check_int("min_history", min_history, 2)
         if not log_factors or any(not (f > 0) for f in log_factors): raise ConfigError(f"log_factors = {log_factors!r}: expected positive factors")
-        if not (0 < linear_step <= 1): raise ConfigError(f"linear_step = {linear_step!r}: expected a fraction of the range in (0, 1]")
-        if not (0 <= resample_prob <= 1): raise ConfigError(f"resample_prob = {resample_prob!r}: expected a probability")
+        check_number("linear_step", linear_step, gt=0, le=1, expected="a fraction of the range in (0, 1]")
+        check_number("resample_prob", resample_prob, ge=0, le=1, expected="a probability")
         self.quantile, self.min_history = float(quantile), min_history
         self.log_factors, self.linear_step, self.resample_prob = tuple(float(f) for f in log_factors), float(linear_step), float(resample_prob)
         self.max_history = max_history
@@ -214,26 +217,30 @@ class PopulationTuner(Tuner):
                 new[name] = r.clip(src[name] + sign * self.linear_step * (r.high - r.low))
         return new
 
-    def tell(self, hyperparams: Mapping, metrics: EvalMetrics) -> dict | None:
-        "Record (values, score); if the current set is among the worst, return a perturbed copy of one of the best; else None."
-        self.history.append((_base_values(self.space, hyperparams), metrics))
-        if self.max_history and len(self.history) > self.max_history: self.history.pop(0)
-        n = len(self.history)
-        if n < self.min_history: return None
-        k = max(1, math.floor(self.quantile * n))
-        ranking = _rank(self.history)
-        if n - 1 not in ranking[-k:]: return None
-        src = self.history[ranking[int(self.rng.integers(k))]][0]
-        new = self._explore(src)
-        self.exploits += 1
-        log.info("population tuning: score %.6g among the worst %d of %d; exploit %s, explore -> %s", metrics.score, k, n, src, new)
-        return {**hyperparams, **new}
+# %% ../../nbs/08_loop.optimizer.ipynb 30
+@patch
+def tell(self: PopulationTuner, hyperparams: Mapping, metrics: EvalMetrics) -> dict | None:
+    "Record (values, score); if the current set is among the worst, return a perturbed copy of one of the best; else None."
+    self.history.append((_base_values(self.space, hyperparams), metrics))
+    if self.max_history and len(self.history) > self.max_history: self.history.pop(0)
+    n = len(self.history)
+    if n < self.min_history: return None
+    k = max(1, math.floor(self.quantile * n))
+    ranking = _rank(self.history)
+    if n - 1 not in ranking[-k:]: return None
+    src = self.history[ranking[int(self.rng.integers(k))]][0]
+    new = self._explore(src)
+    self.exploits += 1
+    log.info("population tuning: score %.6g among the worst %d of %d; exploit %s, explore -> %s", metrics.score, k, n, src, new)
+    return {**hyperparams, **new}
 
-    def state_dict(self) -> dict:
-        return {"history": [[hyperparams_json(v), m.to_dict()] for v, m in self.history], "exploits": self.exploits,
-                "rng": self.rng.bit_generator.state}
+@patch
+def state_dict(self: PopulationTuner) -> dict:
+    return {"history": [[hyperparams_json(v), m.to_dict()] for v, m in self.history], "exploits": self.exploits,
+            "rng": self.rng.bit_generator.state}
 
-    def load_state_dict(self, d: Mapping) -> None:
-        self.history = [(dict(v), EvalMetrics.from_dict(m)) for v, m in d["history"]]
-        self.exploits = int(d["exploits"])
-        self.rng.bit_generator.state = d["rng"]
+@patch
+def load_state_dict(self: PopulationTuner, d: Mapping) -> None:
+    self.history = [(dict(v), EvalMetrics.from_dict(m)) for v, m in d["history"]]
+    self.exploits = int(d["exploits"])
+    self.rng.bit_generator.state = d["rng"]

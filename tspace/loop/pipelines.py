@@ -10,10 +10,11 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
 from ..dataflow.pipeline import BlockingQueue, DropOldestQueue, QueueClosed
 from .types import EpisodeData, EvalMetrics, Pipeline, PipelineEnded
-from ..system.errors import ConfigError, DataError, TspaceConnectionError
+from ..system.errors import ConfigError, DataError, TspaceConnectionError, check_int, check_number
 from ..system.log import get_logger
 
 # %% auto 0
@@ -32,16 +33,14 @@ def _make_env(env, env_kwargs: Mapping | None):
         raise ConfigError(f"env = {env!r}: expected a Gymnasium environment, an environment id or a function returning one")
     return env
 
-
+# %% ../../nbs/08_loop.pipelines.ipynb 10
 class GymPipeline(Pipeline):
     "Fixed windows of `window` steps from any Gymnasium environment; resets inside windows only; noise-free evaluation on a separate env."
     def __init__(self, env, window: int = 200, seed: int | None = 0, eval_env=None, eval_episodes: int = 1,
                  eval_seed: int = 10_000, max_eval_steps: int | None = None, env_kwargs: Mapping | None = None,
                  name: str | None = None):
-        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-            raise ConfigError(f"window = {window!r}: expected a positive number of steps")
-        if isinstance(eval_episodes, bool) or not isinstance(eval_episodes, int) or eval_episodes < 1:
-            raise ConfigError(f"eval_episodes = {eval_episodes!r}: expected a positive integer")
+        check_int("window", window, expected="a positive number of steps")
+        check_int("eval_episodes", eval_episodes)
         self._env_arg, self._env_kwargs = env, env_kwargs
         self.env = _make_env(env, env_kwargs)
         self._eval_arg = eval_env
@@ -75,71 +74,79 @@ class GymPipeline(Pipeline):
         self._ep_return = 0.0
         if hasattr(agent, "reset"): agent.reset()
 
-    def next_episode(self, agent) -> EpisodeData:
-        "Run `window` steps with exploration; the steps as `EpisodeData` (id = window number, from 1)."
-        start = self._obs is None
-        if start: self._reset(agent)
-        steps = []
-        for _ in range(self.window):
-            obs = self._obs
-            a = self._clip(agent.act(obs, explore=True))
-            t = time.time()
-            obs2, r, term, trunc, info = self.env.step(a)
-            self._ep_return += float(r)
-            steps.append({"obs": obs, "action": a, "reward": float(r), "terminated": bool(term), "truncated": bool(trunc),
-                          "next_obs": obs2, "start": start, "info": info, "time": t})
-            start = False
-            if term or trunc:
-                self.episodes += 1
-                self.returns.append(self._ep_return)
-                self._reset(agent)
-                start = True
-            else: self._obs = obs2
-        self.windows += 1
-        self.steps += self.window
-        return EpisodeData.from_steps(steps, id=self.windows)
-
-    @property
-    def eval_env(self):
-        "The evaluation environment (made on first use)."
-        if self._eval_env is None:
-            if self._eval_arg is not None: self._eval_env = _make_env(self._eval_arg, None)
-            elif isinstance(self._env_arg, str) or (callable(self._env_arg) and not hasattr(self._env_arg, "step")):
-                self._eval_env = _make_env(self._env_arg, self._env_kwargs)
-            elif getattr(self.env, "spec", None) is not None:
-                import gymnasium as gym
-                self._eval_env = gym.make(self.env.spec)
-            else: raise ConfigError(f"GymPipeline {self.name!r}: cannot make an evaluation environment from {self.env!r}; pass eval_env")
-        return self._eval_env
-
-    def evaluate(self, agent) -> EvalMetrics:
-        "Mean return of `eval_episodes` noise-free episodes on the evaluation environment, same seeds every time."
-        env, returns, steps = self.eval_env, [], 0
-        for i in range(self.eval_episodes):
-            obs, _ = env.reset(seed=self.eval_seed + i)
-            total, n = 0.0, 0
-            while True:
-                obs, r, term, trunc, _ = env.step(self._clip(agent.act(obs, explore=False)))
-                total += float(r); n += 1
-                if term or trunc or (self.max_eval_steps and n >= self.max_eval_steps): break
-            returns.append(total); steps += n
-        return EvalMetrics(float(np.mean(returns)), values={"std": float(np.std(returns)), "episodes": len(returns), "steps": steps})
-
-    def close(self) -> None:
-        for e in (self.env, self._eval_env):
-            if e is not None:
-                try: e.close()
-                except Exception as ex: log.warning("closing %r failed: %s", e, ex)
-
-    def state_dict(self) -> dict:
-        return {"windows": self.windows, "steps": self.steps, "episodes": self.episodes, "returns": self.returns[-1000:]}
-
-    def load_state_dict(self, state: Mapping) -> None:
-        self.windows, self.steps, self.episodes = int(state["windows"]), int(state["steps"]), int(state["episodes"])
-        self.returns = [float(x) for x in state.get("returns", [])]
-        self._obs, self._resets = None, 0      # a fresh environment episode, seeded from the window count
-
 # %% ../../nbs/08_loop.pipelines.ipynb 13
+@patch
+def next_episode(self: GymPipeline, agent) -> EpisodeData:
+    "Run `window` steps with exploration; the steps as `EpisodeData` (id = window number, from 1)."
+    start = self._obs is None
+    if start: self._reset(agent)
+    steps = []
+    for _ in range(self.window):
+        obs = self._obs
+        a = self._clip(agent.act(obs, explore=True))
+        t = time.time()
+        obs2, r, term, trunc, info = self.env.step(a)
+        self._ep_return += float(r)
+        steps.append({"obs": obs, "action": a, "reward": float(r), "terminated": bool(term), "truncated": bool(trunc),
+                      "next_obs": obs2, "start": start, "info": info, "time": t})
+        start = False
+        if term or trunc:
+            self.episodes += 1
+            self.returns.append(self._ep_return)
+            self._reset(agent)
+            start = True
+        else: self._obs = obs2
+    self.windows += 1
+    self.steps += self.window
+    return EpisodeData.from_steps(steps, id=self.windows)
+
+# %% ../../nbs/08_loop.pipelines.ipynb 16
+@patch(as_prop=True)
+def eval_env(self: GymPipeline):
+    "The evaluation environment (made on first use)."
+    if self._eval_env is None:
+        if self._eval_arg is not None: self._eval_env = _make_env(self._eval_arg, None)
+        elif isinstance(self._env_arg, str) or (callable(self._env_arg) and not hasattr(self._env_arg, "step")):
+            self._eval_env = _make_env(self._env_arg, self._env_kwargs)
+        elif getattr(self.env, "spec", None) is not None:
+            import gymnasium as gym
+            self._eval_env = gym.make(self.env.spec)
+        else: raise ConfigError(f"GymPipeline {self.name!r}: cannot make an evaluation environment from {self.env!r}; pass eval_env")
+    return self._eval_env
+
+@patch
+def evaluate(self: GymPipeline, agent) -> EvalMetrics:
+    "Mean return of `eval_episodes` noise-free episodes on the evaluation environment, same seeds every time."
+    env, returns, steps = self.eval_env, [], 0
+    for i in range(self.eval_episodes):
+        obs, _ = env.reset(seed=self.eval_seed + i)
+        total, n = 0.0, 0
+        while True:
+            obs, r, term, trunc, _ = env.step(self._clip(agent.act(obs, explore=False)))
+            total += float(r); n += 1
+            if term or trunc or (self.max_eval_steps and n >= self.max_eval_steps): break
+        returns.append(total); steps += n
+    return EvalMetrics(float(np.mean(returns)), values={"std": float(np.std(returns)), "episodes": len(returns), "steps": steps})
+
+# %% ../../nbs/08_loop.pipelines.ipynb 19
+@patch
+def close(self: GymPipeline) -> None:
+    for e in (self.env, self._eval_env):
+        if e is not None:
+            try: e.close()
+            except Exception as ex: log.warning("closing %r failed: %s", e, ex)
+
+@patch
+def state_dict(self: GymPipeline) -> dict:
+    return {"windows": self.windows, "steps": self.steps, "episodes": self.episodes, "returns": self.returns[-1000:]}
+
+@patch
+def load_state_dict(self: GymPipeline, state: Mapping) -> None:
+    self.windows, self.steps, self.episodes = int(state["windows"]), int(state["steps"]), int(state["episodes"])
+    self.returns = [float(x) for x in state.get("returns", [])]
+    self._obs, self._resets = None, 0      # a fresh environment episode, seeded from the window count
+
+# %% ../../nbs/08_loop.pipelines.ipynb 24
 @dataclass(frozen=True)
 class LiveItem:
     "One item of a live stream: observation, reward for the previous action, flags, info, sequence number, time (POSIX s)."
@@ -185,7 +192,7 @@ def as_live_item(x, received: float | None = None) -> LiveItem:
     return LiveItem(obs, reward, bool(x.get("terminated", x.get("done", False))), bool(x.get("truncated", False)),
                     dict(x.get("info") or {}), seq, t)
 
-# %% ../../nbs/08_loop.pipelines.ipynb 14
+# %% ../../nbs/08_loop.pipelines.ipynb 26
 _DISCONNECTS = (ConnectionError, OSError, TimeoutError, EOFError, TspaceConnectionError)
 
 class _Interrupted(Exception): pass
@@ -198,10 +205,8 @@ class LivePipeline(Pipeline):
                  policy: str = "block", reconnect_delay_s: float = 0.1, max_reconnects: int = 10, poll_s: float = 0.05,
                  join_timeout_s: float = 5.0, name: str = "live"):
         if not callable(connect): raise ConfigError(f"connect = {connect!r}: expected a function connect(after) returning an iterable of items")
-        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-            raise ConfigError(f"steps = {steps!r}: expected a positive number of transitions or None")
-        if seconds is not None and not (isinstance(seconds, (int, float)) and seconds > 0):
-            raise ConfigError(f"seconds = {seconds!r}: expected a positive duration or None")
+        check_int("steps", steps, none_ok=True, expected="a positive number of transitions or None")
+        check_number("seconds", seconds, gt=0, finite=False, none_ok=True, expected="a positive duration or None")
         if steps is None and seconds is None and not end_on_done:
             raise ConfigError("LivePipeline: no episode boundary; set steps, seconds or end_on_done")
         if policy not in ("block", "drop_oldest"): raise ConfigError(f"policy = {policy!r}: expected 'block' or 'drop_oldest'")
@@ -225,7 +230,6 @@ class LivePipeline(Pipeline):
     def __repr__(self):
         return f"LivePipeline({self.name!r}, episodes={self.episodes}, {self.stats()})"
 
-    # --- reader thread ---
     def start(self) -> LivePipeline:
         "Start the reader thread (done by the first `next_episode`)."
         if self._thread is None:
@@ -233,148 +237,161 @@ class LivePipeline(Pipeline):
             self._thread.start()
         return self
 
-    def _read(self) -> None:
-        failures = 0
-        try:
-            while not self._stop.is_set():
-                try:
-                    self._iter = iter(self.connect(self.last_seq))
-                    for raw in self._iter:
-                        if self._stop.is_set(): break
-                        try: item = as_live_item(raw, received=time.time())
-                        except DataError as e:
-                            self.bad_items += 1
-                            seq = raw.get("seq") if isinstance(raw, Mapping) else None
-                            if isinstance(seq, (int, np.integer)) and not isinstance(seq, bool) and (self.last_seq is None or seq > self.last_seq):
-                                self.last_seq = int(seq)   # delivered (if unreadable): not a gap, not to be asked for again
-                            log.warning("%s: bad item skipped (%d so far): %s", self.name, self.bad_items, e)
-                            continue
-                        if item.seq is not None and self.last_seq is not None:
-                            if item.seq <= self.last_seq:
-                                self.duplicates += 1; continue
-                            if item.seq > self.last_seq + 1:
-                                self.gaps += item.seq - self.last_seq - 1
-                                log.warning("%s: %d item(s) missing before seq %d (the source did not deliver them)",
-                                            self.name, item.seq - self.last_seq - 1, item.seq)
-                        self.queue.put(item)
-                        self.received += 1
-                        failures = 0
-                        if item.seq is not None: self.last_seq = item.seq
-                    else:
-                        log.info("%s: the stream ended after %d item(s)", self.name, self.received)
-                        return
-                except QueueClosed: return
-                except _DISCONNECTS as e:
-                    if self._stop.is_set(): return
-                    failures += 1
-                    self.reconnects += 1
-                    if failures > self.max_reconnects:
-                        raise TspaceConnectionError(f"{self.name}: gave up after {failures} failed connection attempt(s) in a row; last: {e!r}") from e
-                    log.warning("%s: disconnected (%r); reconnecting after seq %s (attempt %d)", self.name, e, self.last_seq, failures)
-                    self._stop.wait(self.reconnect_delay_s)
-                finally: self._close_iter()
-        except BaseException as e:
-            self._error = e
-            log.error("%s: reader stopped: %s: %s", self.name, type(e).__name__, e)
-        finally:
-            self.queue.close()
-
-    def _close_iter(self) -> None:
-        it, self._iter = self._iter, None
-        close = getattr(it, "close", None)
-        if close is not None:
-            try: close()
-            except Exception as e: log.debug("%s: closing the source iterator: %s", self.name, e)
-
-    # --- consumer side ---
-    def _get(self) -> LiveItem:
-        while True:
-            if self._interrupt.is_set(): raise _Interrupted
-            try: return self.queue.get(timeout=self.poll_s)
-            except queue.Empty: continue
-
-    def _actuate(self, action) -> bool:
-        self.actions += 1
-        if self.actuator is None: return False
-        try: self.actuator(action)
-        except Exception as e:
-            self.actuator_errors += 1
-            log.warning("%s: actuator failed (%d so far): %s: %s", self.name, self.actuator_errors, type(e).__name__, e)
-            return False
-        return True
-
-    def next_episode(self, agent) -> EpisodeData:
-        "Act on the stream's observations until an episode boundary; the transitions as `EpisodeData`."
-        if self._error is not None and len(self.queue) == 0: self._raise_error()
-        if self._ended: raise PipelineEnded(f"{self.name}: the stream has ended")
-        self.start()
-        self._interrupt.clear()
-        steps: list[dict] = []
-        cur, start = self._carry, False
-        self._carry = None
-        try:
-            if cur is None:
-                cur, start = self._get(), True
-                if hasattr(agent, "reset"): agent.reset()
-            while True:
-                a = np.asarray(agent.act(cur.obs, explore=True))
-                actuated = self._actuate(a)
-                nxt = self._get()
-                steps.append({"obs": cur.obs, "action": a, "reward": nxt.reward, "terminated": nxt.terminated,
-                              "truncated": nxt.truncated, "next_obs": nxt.obs, "start": start,
-                              "info": {**nxt.info, "seq": nxt.seq, "actuated": actuated}, "time": cur.t})
-                start = False
-                if self.end_on_done and nxt.done: break
-                if self.steps is not None and len(steps) >= self.steps: self._carry = nxt; break
-                if self.seconds is not None and nxt.t - steps[0]["time"] >= self.seconds: self._carry = nxt; break
-                cur = nxt
-        except _Interrupted:
-            self._carry = cur
-            if not steps: raise PipelineEnded(f"{self.name}: interrupted before a transition was complete") from None
-        except QueueClosed:
-            self._ended = True
-            if not steps:
-                if self._error is not None: self._raise_error()
-                raise PipelineEnded(f"{self.name}: the stream has ended") from None
-        self.episodes += 1
-        return EpisodeData.from_steps(steps, id=self.episodes)
-
-    def _raise_error(self):
-        e = self._error
-        if isinstance(e, TspaceConnectionError): raise e
-        raise TspaceConnectionError(f"{self.name}: reader failed: {type(e).__name__}: {e}") from e
-
-    def interrupt(self) -> None:
-        "Make a waiting `next_episode` return what it has (or raise `PipelineEnded` if it has no transition yet)."
-        self._interrupt.set()
-
-    def close(self) -> None:
-        "Stop the reader, close the queue and the source iterator, join the thread. Idempotent."
-        self._stop.set()
-        self._interrupt.set()
+# %% ../../nbs/08_loop.pipelines.ipynb 30
+@patch
+def _read(self: LivePipeline) -> None:
+    failures = 0
+    try:
+        while not self._stop.is_set():
+            try:
+                self._iter = iter(self.connect(self.last_seq))
+                for raw in self._iter:
+                    if self._stop.is_set(): break
+                    try: item = as_live_item(raw, received=time.time())
+                    except DataError as e:
+                        self.bad_items += 1
+                        seq = raw.get("seq") if isinstance(raw, Mapping) else None
+                        if isinstance(seq, (int, np.integer)) and not isinstance(seq, bool) and (self.last_seq is None or seq > self.last_seq):
+                            self.last_seq = int(seq)   # delivered (if unreadable): not a gap, not to be asked for again
+                        log.warning("%s: bad item skipped (%d so far): %s", self.name, self.bad_items, e)
+                        continue
+                    if item.seq is not None and self.last_seq is not None:
+                        if item.seq <= self.last_seq:
+                            self.duplicates += 1; continue
+                        if item.seq > self.last_seq + 1:
+                            self.gaps += item.seq - self.last_seq - 1
+                            log.warning("%s: %d item(s) missing before seq %d (the source did not deliver them)",
+                                        self.name, item.seq - self.last_seq - 1, item.seq)
+                    self.queue.put(item)
+                    self.received += 1
+                    failures = 0
+                    if item.seq is not None: self.last_seq = item.seq
+                else:
+                    log.info("%s: the stream ended after %d item(s)", self.name, self.received)
+                    return
+            except QueueClosed: return
+            except _DISCONNECTS as e:
+                if self._stop.is_set(): return
+                failures += 1
+                self.reconnects += 1
+                if failures > self.max_reconnects:
+                    raise TspaceConnectionError(f"{self.name}: gave up after {failures} failed connection attempt(s) in a row; last: {e!r}") from e
+                log.warning("%s: disconnected (%r); reconnecting after seq %s (attempt %d)", self.name, e, self.last_seq, failures)
+                self._stop.wait(self.reconnect_delay_s)
+            finally: self._close_iter()
+    except BaseException as e:
+        self._error = e
+        log.error("%s: reader stopped: %s: %s", self.name, type(e).__name__, e)
+    finally:
         self.queue.close()
-        it = self._iter
-        if it is not None and callable(getattr(it, "close", None)):
-            try: it.close()            # a source object can close its socket and so wake a reader blocked in a read
-            except Exception: pass     # a generator cannot be closed while the reader is inside it
-        t = self._thread
-        if t is not None and t.is_alive() and t is not threading.current_thread():
-            t.join(self.join_timeout_s)
-            if t.is_alive(): log.warning("%s: reader thread still blocked in the source after %.1f s", self.name, self.join_timeout_s)
 
-    @property
-    def reader_alive(self) -> bool: return self._thread is not None and self._thread.is_alive()
+@patch
+def _close_iter(self: LivePipeline) -> None:
+    it, self._iter = self._iter, None
+    close = getattr(it, "close", None)
+    if close is not None:
+        try: close()
+        except Exception as e: log.debug("%s: closing the source iterator: %s", self.name, e)
 
-    def stats(self) -> dict:
-        "Counters of the pipeline and its queue."
-        q = self.queue.stats()
-        return {"received": self.received, "duplicates": self.duplicates, "gaps": self.gaps, "bad_items": self.bad_items,
-                "reconnects": self.reconnects, "dropped": q["dropped"], "queued": q["size"], "actions": self.actions,
-                "actuator_errors": self.actuator_errors, "last_seq": self.last_seq}
+# %% ../../nbs/08_loop.pipelines.ipynb 34
+@patch
+def _raise_error(self: LivePipeline):
+    e = self._error
+    if isinstance(e, TspaceConnectionError): raise e
+    raise TspaceConnectionError(f"{self.name}: reader failed: {type(e).__name__}: {e}") from e
 
-    def state_dict(self) -> dict: return {"last_seq": self.last_seq, "episodes": self.episodes}
+@patch
+def interrupt(self: LivePipeline) -> None:
+    "Make a waiting `next_episode` return what it has (or raise `PipelineEnded` if it has no transition yet)."
+    self._interrupt.set()
 
-    def load_state_dict(self, state: Mapping) -> None:
-        "Resume after the last sequence number a stopped run had accepted (before `start`)."
-        if self._thread is not None: raise TspaceConnectionError(f"{self.name}: load_state_dict after the reader started")
-        self.last_seq, self.episodes = state.get("last_seq"), int(state.get("episodes", 0))
+@patch
+def close(self: LivePipeline) -> None:
+    "Stop the reader, close the queue and the source iterator, join the thread. Idempotent."
+    self._stop.set()
+    self._interrupt.set()
+    self.queue.close()
+    it = self._iter
+    if it is not None and callable(getattr(it, "close", None)):
+        try: it.close()            # a source object can close its socket and so wake a reader blocked in a read
+        except Exception: pass     # a generator cannot be closed while the reader is inside it
+    t = self._thread
+    if t is not None and t.is_alive() and t is not threading.current_thread():
+        t.join(self.join_timeout_s)
+        if t.is_alive(): log.warning("%s: reader thread still blocked in the source after %.1f s", self.name, self.join_timeout_s)
+
+@patch(as_prop=True)
+def reader_alive(self: LivePipeline) -> bool: return self._thread is not None and self._thread.is_alive()
+
+@patch
+def stats(self: LivePipeline) -> dict:
+    "Counters of the pipeline and its queue."
+    q = self.queue.stats()
+    return {"received": self.received, "duplicates": self.duplicates, "gaps": self.gaps, "bad_items": self.bad_items,
+            "reconnects": self.reconnects, "dropped": q["dropped"], "queued": q["size"], "actions": self.actions,
+            "actuator_errors": self.actuator_errors, "last_seq": self.last_seq}
+
+@patch
+def state_dict(self: LivePipeline) -> dict: return {"last_seq": self.last_seq, "episodes": self.episodes}
+
+@patch
+def load_state_dict(self: LivePipeline, state: Mapping) -> None:
+    "Resume after the last sequence number a stopped run had accepted (before `start`)."
+    if self._thread is not None: raise TspaceConnectionError(f"{self.name}: load_state_dict after the reader started")
+    self.last_seq, self.episodes = state.get("last_seq"), int(state.get("episodes", 0))
+
+# %% ../../nbs/08_loop.pipelines.ipynb 38
+@patch
+def _get(self: LivePipeline) -> LiveItem:
+    while True:
+        if self._interrupt.is_set(): raise _Interrupted
+        try: return self.queue.get(timeout=self.poll_s)
+        except queue.Empty: continue
+
+@patch
+def _actuate(self: LivePipeline, action) -> bool:
+    self.actions += 1
+    if self.actuator is None: return False
+    try: self.actuator(action)
+    except Exception as e:
+        self.actuator_errors += 1
+        log.warning("%s: actuator failed (%d so far): %s: %s", self.name, self.actuator_errors, type(e).__name__, e)
+        return False
+    return True
+
+@patch
+def next_episode(self: LivePipeline, agent) -> EpisodeData:
+    "Act on the stream's observations until an episode boundary; the transitions as `EpisodeData`."
+    if self._error is not None and len(self.queue) == 0: self._raise_error()
+    if self._ended: raise PipelineEnded(f"{self.name}: the stream has ended")
+    self.start()
+    self._interrupt.clear()
+    steps: list[dict] = []
+    cur, start = self._carry, False
+    self._carry = None
+    try:
+        if cur is None:
+            cur, start = self._get(), True
+            if hasattr(agent, "reset"): agent.reset()
+        while True:
+            a = np.asarray(agent.act(cur.obs, explore=True))
+            actuated = self._actuate(a)
+            nxt = self._get()
+            steps.append({"obs": cur.obs, "action": a, "reward": nxt.reward, "terminated": nxt.terminated,
+                          "truncated": nxt.truncated, "next_obs": nxt.obs, "start": start,
+                          "info": {**nxt.info, "seq": nxt.seq, "actuated": actuated}, "time": cur.t})
+            start = False
+            if self.end_on_done and nxt.done: break
+            if self.steps is not None and len(steps) >= self.steps: self._carry = nxt; break
+            if self.seconds is not None and nxt.t - steps[0]["time"] >= self.seconds: self._carry = nxt; break
+            cur = nxt
+    except _Interrupted:
+        self._carry = cur
+        if not steps: raise PipelineEnded(f"{self.name}: interrupted before a transition was complete") from None
+    except QueueClosed:
+        self._ended = True
+        if not steps:
+            if self._error is not None: self._raise_error()
+            raise PipelineEnded(f"{self.name}: the stream has ended") from None
+    self.episodes += 1
+    return EpisodeData.from_steps(steps, id=self.episodes)

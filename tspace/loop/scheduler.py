@@ -5,11 +5,13 @@
 # %% ../../nbs/08_loop.scheduler.ipynb 3
 from __future__ import annotations
 import math
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, asdict
 from typing import Any, Mapping
 
+from fastcore.basics import patch
+
 from .types import EvalMetrics, LoopState
-from ..system.errors import ConfigError
+from ..system.errors import ConfigError, check_int, check_number
 from ..system.log import get_logger
 
 # %% auto 0
@@ -45,37 +47,26 @@ class Decision:
                  score=self.score if math.isfinite(self.score) else None)
         return d
 
-
-def _pos_int(v, what: str, minimum: int = 1) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-        raise ConfigError(f"{what} = {v!r}: expected an integer >= {minimum}")
-    return v
-
-def _nonneg(v, what: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-        raise ConfigError(f"{what} = {v!r}: expected a finite number >= 0")
-    return float(v)
-
-
+# %% ../../nbs/08_loop.scheduler.ipynb 11
 class BackoffScheduler:
     "Evaluation interval with exponential back-off after non-improvement, and the ACTIVE/COOLING/DORMANT/WATCHDOG states."
     def __init__(self, base_interval: int = 1, factor: float = 2.0, max_interval: int = 32, plateau_patience: int = 3,
                  dormant_patience: int = 6, watchdog_interval: int | None = None, improve_margin: float = 0.0,
                  improve_rel: float = 0.0, degrade_margin: float = 0.0, degrade_rel: float = 0.1):
-        self.base_interval = _pos_int(base_interval, "base_interval")
-        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(factor) or factor < 1:
-            raise ConfigError(f"factor = {factor!r}: expected a number >= 1 (1: no back-off)")
-        self.factor = float(factor)
-        self.max_interval = _pos_int(max_interval, "max_interval")
+        self.base_interval = check_int("base_interval", base_interval)
+        self.factor = check_number("factor", factor, ge=1, expected="a number >= 1 (1: no back-off)")
+        self.max_interval = check_int("max_interval", max_interval)
         if self.max_interval < self.base_interval:
             raise ConfigError(f"max_interval = {max_interval!r}: must be >= base_interval ({base_interval})")
-        self.plateau_patience = _pos_int(plateau_patience, "plateau_patience")
-        self.dormant_patience = _pos_int(dormant_patience, "dormant_patience")
+        self.plateau_patience = check_int("plateau_patience", plateau_patience)
+        self.dormant_patience = check_int("dormant_patience", dormant_patience)
         if self.dormant_patience < self.plateau_patience:
             raise ConfigError(f"dormant_patience = {dormant_patience!r}: must be >= plateau_patience ({plateau_patience})")
-        self.watchdog_interval = self.max_interval if watchdog_interval is None else _pos_int(watchdog_interval, "watchdog_interval")
-        self.improve_margin, self.improve_rel = _nonneg(improve_margin, "improve_margin"), _nonneg(improve_rel, "improve_rel")
-        self.degrade_margin, self.degrade_rel = _nonneg(degrade_margin, "degrade_margin"), _nonneg(degrade_rel, "degrade_rel")
+        self.watchdog_interval = self.max_interval if watchdog_interval is None else check_int("watchdog_interval", watchdog_interval)
+        self.improve_margin = check_number("improve_margin", improve_margin, ge=0)
+        self.improve_rel = check_number("improve_rel", improve_rel, ge=0)
+        self.degrade_margin = check_number("degrade_margin", degrade_margin, ge=0)
+        self.degrade_rel = check_number("degrade_rel", degrade_rel, ge=0)
         self.reset()
 
     def reset(self) -> None:
@@ -107,41 +98,45 @@ class BackoffScheduler:
     def is_degradation(self, metrics: EvalMetrics) -> bool:
         return metrics.trails(self.best, self.degrade_margin, self.degrade_rel)
 
-    def update(self, metrics: EvalMetrics, episode: int = 0) -> Decision:
-        "Take the result of an evaluation; returns the `Decision` (and updates state, interval and best)."
-        improved = self.is_improvement(metrics)
-        degraded = not improved and self.is_degradation(metrics)
-        before, events = self.state, []
-        self.since_eval = 0
-        self.evaluations += 1
-        if improved:
-            self.best, self.stale, self.interval, self.state = metrics, 0, self.base_interval, LoopState.ACTIVE
-            events.append("improvement")
-        elif degraded and before in (LoopState.DORMANT, LoopState.WATCHDOG):
-            self.stale, self.interval, self.state = 0, self.base_interval, LoopState.ACTIVE
+# %% ../../nbs/08_loop.scheduler.ipynb 14
+@patch
+def update(self: BackoffScheduler, metrics: EvalMetrics, episode: int = 0) -> Decision:
+    "Take the result of an evaluation; returns the `Decision` (and updates state, interval and best)."
+    improved = self.is_improvement(metrics)
+    degraded = not improved and self.is_degradation(metrics)
+    before, events = self.state, []
+    self.since_eval = 0
+    self.evaluations += 1
+    if improved:
+        self.best, self.stale, self.interval, self.state = metrics, 0, self.base_interval, LoopState.ACTIVE
+        events.append("improvement")
+    elif degraded and before in (LoopState.DORMANT, LoopState.WATCHDOG):
+        self.stale, self.interval, self.state = 0, self.base_interval, LoopState.ACTIVE
+    else:
+        self.stale += 1
+        if before in (LoopState.DORMANT, LoopState.WATCHDOG):
+            self.state, self.interval = LoopState.WATCHDOG, self.watchdog_interval
         else:
-            self.stale += 1
-            if before in (LoopState.DORMANT, LoopState.WATCHDOG):
-                self.state, self.interval = LoopState.WATCHDOG, self.watchdog_interval
-            else:
-                self.interval = next_interval(self.interval, self.factor, self.max_interval)
-                if self.stale >= self.dormant_patience: self.state = LoopState.DORMANT
-                elif self.stale >= self.plateau_patience: self.state = LoopState.COOLING
-        if degraded: events.append("degradation")
-        if self.state != before:
-            events.append({LoopState.COOLING: "plateau", LoopState.DORMANT: "dormant", LoopState.WATCHDOG: "watchdog",
-                           LoopState.ACTIVE: "reactivated"}[self.state])
-        d = Decision(self.evaluations, int(episode), metrics.score, before, self.state, self.interval, self.stale,
-                     improved, degraded, tuple(events))
-        log.debug("evaluation %d at episode %d: score %.6g -> %s", d.evaluation, d.episode, d.score, d)
-        return d
+            self.interval = next_interval(self.interval, self.factor, self.max_interval)
+            if self.stale >= self.dormant_patience: self.state = LoopState.DORMANT
+            elif self.stale >= self.plateau_patience: self.state = LoopState.COOLING
+    if degraded: events.append("degradation")
+    if self.state != before:
+        events.append({LoopState.COOLING: "plateau", LoopState.DORMANT: "dormant", LoopState.WATCHDOG: "watchdog",
+                       LoopState.ACTIVE: "reactivated"}[self.state])
+    d = Decision(self.evaluations, int(episode), metrics.score, before, self.state, self.interval, self.stale,
+                 improved, degraded, tuple(events))
+    log.debug("evaluation %d at episode %d: score %.6g -> %s", d.evaluation, d.episode, d.score, d)
+    return d
 
-    # --- resume ---
-    def state_dict(self) -> dict[str, Any]:
-        return {"state": str(self.state), "interval": self.interval, "stale": self.stale, "since_eval": self.since_eval,
-                "evaluations": self.evaluations, "best": None if self.best is None else self.best.to_dict()}
+# %% ../../nbs/08_loop.scheduler.ipynb 20
+@patch
+def state_dict(self: BackoffScheduler) -> dict[str, Any]:
+    return {"state": str(self.state), "interval": self.interval, "stale": self.stale, "since_eval": self.since_eval,
+            "evaluations": self.evaluations, "best": None if self.best is None else self.best.to_dict()}
 
-    def load_state_dict(self, d: Mapping) -> None:
-        self.state, self.interval, self.stale = LoopState(d["state"]), int(d["interval"]), int(d["stale"])
-        self.since_eval, self.evaluations = int(d["since_eval"]), int(d["evaluations"])
-        self.best = None if d.get("best") is None else EvalMetrics.from_dict(d["best"])
+@patch
+def load_state_dict(self: BackoffScheduler, d: Mapping) -> None:
+    self.state, self.interval, self.stale = LoopState(d["state"]), int(d["interval"]), int(d["stale"])
+    self.since_eval, self.evaluations = int(d["since_eval"]), int(d["evaluations"])
+    self.best = None if d.get("best") is None else EvalMetrics.from_dict(d["best"])

@@ -11,6 +11,7 @@ from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
 from ..dataflow.pipeline import QueueClosed
 from ..system.errors import AgentError, DataError, StorageError
@@ -23,7 +24,7 @@ __all__ = ['log', 'Mode', 'HyperParams', 'EpisodeData', 'json_ready', 'EvalMetri
 # %% ../../nbs/08_loop.types.ipynb 4
 log = get_logger(__name__)
 
-# %% ../../nbs/08_loop.types.ipynb 6
+# %% ../../nbs/08_loop.types.ipynb 7
 def _arr(value, what: str, dtype=None) -> np.ndarray:
     try: a = np.asarray(value, dtype=dtype)
     except (TypeError, ValueError) as e: raise DataError(f"{what}: not an array of numbers ({e})") from None
@@ -38,7 +39,7 @@ def _flags(value, n: int, what: str) -> np.ndarray:
         a = a.astype(bool)
     return a
 
-
+# %% ../../nbs/08_loop.types.ipynb 11
 @dataclass(eq=False)
 class EpisodeData:
     "One unit of experience for the loop: `T` steps of observations, actions, rewards, flags, next observations, infos and times."
@@ -95,42 +96,48 @@ class EpisodeData:
         "Sum of the rewards of the window."
         return float(self.rewards.sum())
 
-    def transitions(self) -> dict[str, np.ndarray]:
-        "The steps as arrays `s, a, r, s2, terminal` (float32; `terminal` is `terminated`, so truncated steps are bootstrapped)."
-        return {"s": self.observations.astype(np.float32), "a": self.actions.astype(np.float32),
-                "r": self.rewards.astype(np.float32), "s2": self.next_observations.astype(np.float32),
-                "terminal": self.terminated.copy()}
+# %% ../../nbs/08_loop.types.ipynb 15
+@patch
+def transitions(self: EpisodeData) -> dict[str, np.ndarray]:
+    "The steps as arrays `s, a, r, s2, terminal` (float32; `terminal` is `terminated`, so truncated steps are bootstrapped)."
+    return {"s": self.observations.astype(np.float32), "a": self.actions.astype(np.float32),
+            "r": self.rewards.astype(np.float32), "s2": self.next_observations.astype(np.float32),
+            "terminal": self.terminated.copy()}
 
-    def slice(self, start: int, stop: int) -> EpisodeData:
-        "Steps `start:stop` as a new `EpisodeData` (same id)."
-        sl = slice(start, stop)
-        return EpisodeData(self.observations[sl], self.actions[sl], self.rewards[sl], self.terminated[sl], self.truncated[sl],
-                           self.next_observations[sl], self.episode_starts[sl], self.infos[sl], self.id,
-                           None if self.timestamps is None else self.timestamps[sl])
+@patch
+def slice(self: EpisodeData, start: int, stop: int) -> EpisodeData:
+    "Steps `start:stop` as a new `EpisodeData` (same id)."
+    sl = slice(start, stop)
+    return EpisodeData(self.observations[sl], self.actions[sl], self.rewards[sl], self.terminated[sl], self.truncated[sl],
+                       self.next_observations[sl], self.episode_starts[sl], self.infos[sl], self.id,
+                       None if self.timestamps is None else self.timestamps[sl])
 
-    def segments(self) -> list[EpisodeData]:
-        "The window cut at every episode start: one piece per (part of an) environment episode, in order."
-        cuts = sorted(set(np.flatnonzero(self.episode_starts).tolist()) | {0}) + [len(self)]
-        return [self.slice(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+@patch
+def segments(self: EpisodeData) -> list[EpisodeData]:
+    "The window cut at every episode start: one piece per (part of an) environment episode, in order."
+    cuts = sorted(set(np.flatnonzero(self.episode_starts).tolist()) | {0}) + [len(self)]
+    return [self.slice(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
 
-    def episode_returns(self) -> list[float]:
-        "Returns of the environment episodes that ended in this window and also started in it."
-        return [s.total_reward for s in self.segments() if s.episode_starts[0] and s.dones[-1]]
+@patch
+def episode_returns(self: EpisodeData) -> list[float]:
+    "Returns of the environment episodes that ended in this window and also started in it."
+    return [s.total_reward for s in self.segments() if s.episode_starts[0] and s.dones[-1]]
 
-    @classmethod
-    def from_steps(cls, steps: Sequence[Mapping[str, Any]], id: int | str = 0) -> EpisodeData:
-        "From per-step dicts with keys obs, action, reward, terminated, truncated, next_obs, start, info, time (POSIX s)."
-        if not steps: raise DataError("from_steps: no steps")
-        col = lambda k, default=None: [s.get(k, default) for s in steps]
-        times = col("time")
-        ts = None
-        if all(t is not None for t in times):
-            ts = pd.DatetimeIndex(pd.to_datetime(np.asarray(times, np.float64), unit="s", utc=True))
-        return cls(np.stack(col("obs")), np.stack(col("action")), col("reward"), col("terminated", False),
-                   col("truncated", False), np.stack(col("next_obs")), col("start", False),
-                   [s.get("info") or {} for s in steps], id, ts)
+# %% ../../nbs/08_loop.types.ipynb 19
+@patch(cls_method=True)
+def from_steps(cls: EpisodeData, steps: Sequence[Mapping[str, Any]], id: int | str = 0) -> EpisodeData:
+    "From per-step dicts with keys obs, action, reward, terminated, truncated, next_obs, start, info, time (POSIX s)."
+    if not steps: raise DataError("from_steps: no steps")
+    col = lambda k, default=None: [s.get(k, default) for s in steps]
+    times = col("time")
+    ts = None
+    if all(t is not None for t in times):
+        ts = pd.DatetimeIndex(pd.to_datetime(np.asarray(times, np.float64), unit="s", utc=True))
+    return cls(np.stack(col("obs")), np.stack(col("action")), col("reward"), col("terminated", False),
+               col("truncated", False), np.stack(col("next_obs")), col("start", False),
+               [s.get("info") or {} for s in steps], id, ts)
 
-# %% ../../nbs/08_loop.types.ipynb 11
+# %% ../../nbs/08_loop.types.ipynb 22
 Mode = Literal["max", "min"]
 
 def _check_mode(mode) -> str:
@@ -149,7 +156,7 @@ def json_ready(v, what: str = "value"):
     if isinstance(v, Mapping): return {str(k): json_ready(x, f"{what}.{k}") for k, x in v.items()}
     raise DataError(f"{what} = {v!r}: a {type(v).__name__} cannot be stored as JSON")
 
-
+# %% ../../nbs/08_loop.types.ipynb 25
 @dataclass(frozen=True)
 class EvalMetrics:
     "The score of a policy (`mode`: 'max' = higher is better, or 'min'), extra `values`, and when it was measured (`episode`)."
@@ -186,28 +193,30 @@ class EvalMetrics:
     @property
     def is_finite(self) -> bool: return math.isfinite(self.score)
 
-    def to_dict(self) -> dict:
-        return {"score": None if math.isnan(self.score) else self.score if math.isfinite(self.score) else str(self.score),
-                "mode": self.mode, "values": self.values, "episode": self.episode}
+# %% ../../nbs/08_loop.types.ipynb 29
+@patch
+def to_dict(self: EvalMetrics) -> dict:
+    return {"score": None if math.isnan(self.score) else self.score if math.isfinite(self.score) else str(self.score),
+            "mode": self.mode, "values": self.values, "episode": self.episode}
 
-    @classmethod
-    def from_dict(cls, d: Mapping) -> EvalMetrics:
-        s = d.get("score")
-        return cls(math.nan if s is None else float(s), d.get("mode", "max"), d.get("values") or {}, d.get("episode"))
+@patch(cls_method=True)
+def from_dict(cls: EvalMetrics, d: Mapping) -> EvalMetrics:
+    s = d.get("score")
+    return cls(math.nan if s is None else float(s), d.get("mode", "max"), d.get("values") or {}, d.get("episode"))
 
-    @classmethod
-    def coerce(cls, value, mode: Mode = "max", episode: int | None = None) -> EvalMetrics:
-        "`value` (an `EvalMetrics`, a number, or a dict with a 'score' key) as `EvalMetrics` in `mode`, stamped with `episode`."
-        if isinstance(value, EvalMetrics): d = value.to_dict() | {"score": value.score}
-        elif isinstance(value, Mapping):
-            if "score" not in value: raise DataError(f"evaluation result {dict(value)!r}: a dict needs a 'score' key")
-            d = {"score": value["score"], "values": {k: v for k, v in value.items() if k != "score"}}
-        else: d = {"score": value}
-        if isinstance(value, EvalMetrics) and value.mode != mode:
-            raise DataError(f"evaluation mode = {value.mode!r}, but the loop compares in mode {mode!r}")
-        return cls(d["score"], mode, d.get("values") or {}, episode if episode is not None else d.get("episode"))
+@patch(cls_method=True)
+def coerce(cls: EvalMetrics, value, mode: Mode = "max", episode: int | None = None) -> EvalMetrics:
+    "`value` (an `EvalMetrics`, a number, or a dict with a 'score' key) as `EvalMetrics` in `mode`, stamped with `episode`."
+    if isinstance(value, EvalMetrics): d = value.to_dict() | {"score": value.score}
+    elif isinstance(value, Mapping):
+        if "score" not in value: raise DataError(f"evaluation result {dict(value)!r}: a dict needs a 'score' key")
+        d = {"score": value["score"], "values": {k: v for k, v in value.items() if k != "score"}}
+    else: d = {"score": value}
+    if isinstance(value, EvalMetrics) and value.mode != mode:
+        raise DataError(f"evaluation mode = {value.mode!r}, but the loop compares in mode {mode!r}")
+    return cls(d["score"], mode, d.get("values") or {}, episode if episode is not None else d.get("episode"))
 
-# %% ../../nbs/08_loop.types.ipynb 15
+# %% ../../nbs/08_loop.types.ipynb 32
 HyperParams = dict[str, Any]
 "An open set of hyperparameters: the loop stores and hands it back, and never interprets a key."
 
@@ -256,7 +265,7 @@ class PolicySnapshot:
                        dict(d.get("hyperparams") or {}), str(d.get("created", "")), int(d.get("seq", 0)))
         except (KeyError, TypeError, ValueError) as e: raise StorageError(f"snapshot entry {dict(d)!r}: malformed ({e!r})") from None
 
-# %% ../../nbs/08_loop.types.ipynb 18
+# %% ../../nbs/08_loop.types.ipynb 35
 class PipelineEnded(QueueClosed):
     "A pipeline's source has no more episodes."
 
@@ -285,7 +294,7 @@ class Pipeline:
     def __enter__(self): return self
     def __exit__(self, *exc): self.close()
 
-# %% ../../nbs/08_loop.types.ipynb 20
+# %% ../../nbs/08_loop.types.ipynb 37
 class ToyAgent:
     "A NumPy agent with the `DPGAgent` contract: linear tanh policy, `learn` adds `lr` to each weight; for examples and tests."
     kind = "toy"
@@ -313,7 +322,7 @@ class ToyAgent:
         if explore and self.hyperparams.get("noise", 0): u = np.clip(u + self.hyperparams["noise"] * self.rng.normal(size=u.shape), -1, 1)
         return (self.act_scale * u).astype(np.float32)
 
-    def learn(self, data=None) -> dict:
+    def learn(self, data=None, stop=None) -> dict:
         self.learn_calls += 1
         if self.learn_fn is not None: return dict(self.learn_fn(self, data) or {})
         self.weights = self.weights + self.hyperparams["lr"]
@@ -326,30 +335,33 @@ class ToyAgent:
         self.hyperparams.update({**(values or {}), **kw})
         return self.get_hyperparams()
 
-    def save(self, path) -> Path:
-        "Write weights, hyperparameters and generator state into directory `path` (replaced as a whole)."
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        np.save(tmp / "weights.npy", self.weights, allow_pickle=False)
-        (tmp / "agent.json").write_text(json.dumps({"kind": self.kind, "hyperparams": hyperparams_json(self.hyperparams),
-                                                    "rng": self.rng.bit_generator.state}), encoding="utf-8")
-        old = path.with_name(f".{path.name}.old")
-        if path.exists(): os.replace(path, old)
-        os.replace(tmp, path)
-        if old.exists():
-            import shutil; shutil.rmtree(old, ignore_errors=True)
-        return path
-
-    def load(self, path) -> ToyAgent:
-        path = Path(path)
-        try:
-            w = np.load(path / "weights.npy", allow_pickle=False)
-            meta = json.loads((path / "agent.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e: raise AgentError(f"toy agent checkpoint {str(path)!r} unreadable: {e}") from None
-        if w.shape != self.weights.shape: raise AgentError(f"checkpoint {str(path)!r}: weights {w.shape}, this agent has {self.weights.shape}")
-        self.weights, self.hyperparams = w, dict(meta["hyperparams"])
-        self.rng.bit_generator.state = meta["rng"]
-        return self
-
     def __repr__(self): return f"ToyAgent(obs_dim={self.obs_dim}, act_dim={self.act_dim}, hyperparams={self.hyperparams})"
+
+# %% ../../nbs/08_loop.types.ipynb 40
+@patch
+def save(self: ToyAgent, path) -> Path:
+    "Write weights, hyperparameters and generator state into directory `path` (replaced as a whole)."
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    np.save(tmp / "weights.npy", self.weights, allow_pickle=False)
+    (tmp / "agent.json").write_text(json.dumps({"kind": self.kind, "hyperparams": hyperparams_json(self.hyperparams),
+                                                "rng": self.rng.bit_generator.state}), encoding="utf-8")
+    old = path.with_name(f".{path.name}.old")
+    if path.exists(): os.replace(path, old)
+    os.replace(tmp, path)
+    if old.exists():
+        import shutil; shutil.rmtree(old, ignore_errors=True)
+    return path
+
+@patch
+def load(self: ToyAgent, path) -> ToyAgent:
+    path = Path(path)
+    try:
+        w = np.load(path / "weights.npy", allow_pickle=False)
+        meta = json.loads((path / "agent.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e: raise AgentError(f"toy agent checkpoint {str(path)!r} unreadable: {e}") from None
+    if w.shape != self.weights.shape: raise AgentError(f"checkpoint {str(path)!r}: weights {w.shape}, this agent has {self.weights.shape}")
+    self.weights, self.hyperparams = w, dict(meta["hyperparams"])
+    self.rng.bit_generator.state = meta["rng"]
+    return self

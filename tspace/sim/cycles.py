@@ -4,18 +4,18 @@
 
 # %% ../../nbs/05_sim.cycles.ipynb 3
 from __future__ import annotations
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 from ..config.core import resource_path
-from ..system.errors import DataError
+from ..system.errors import DataError, check_number
 
 # %% auto 0
 __all__ = ['CYCLE_SOURCES', 'TRAIN_CYCLES', 'HELDOUT_CYCLE', 'TEST_CYCLE', 'Cycle', 'cycle_names', 'load_cycle', 'as_cycle',
            'triangle_cycle']
 
-# %% ../../nbs/05_sim.cycles.ipynb 4
+# %% ../../nbs/05_sim.cycles.ipynb 5
 CYCLE_SOURCES: dict[str, str] = {
     "triangle": "constructed test case: 0 -> 16.2 -> 0 km/h at 0.5 m/s^2 with 2 s stands (tspace)",
     "udds": "EPA Urban Dynamometer Driving Schedule (40 CFR 86 App. I), via NREL FASTSim resources",
@@ -27,7 +27,7 @@ TRAIN_CYCLES: tuple[str, ...] = ("udds", "hhddt_cruise", "longhaul_slice")
 HELDOUT_CYCLE: str = "hwfet"
 TEST_CYCLE: str = "triangle"
 
-# %% ../../nbs/05_sim.cycles.ipynb 6
+# %% ../../nbs/05_sim.cycles.ipynb 7
 @dataclass(frozen=True, eq=False)
 class Cycle:
     "A speed profile: `time_s` (s, from 0, increasing), `speed_kmh` (km/h, >= 0) and `grade` (rise/run)."
@@ -73,7 +73,7 @@ class Cycle:
 
     def capped(self, max_speed_kmh: float) -> "Cycle":
         "The same profile with speeds above `max_speed_kmh` cut to it (a speed governor)."
-        if not max_speed_kmh > 0: raise DataError(f"max_speed_kmh must be > 0, got {max_speed_kmh}")
+        check_number("max_speed_kmh", max_speed_kmh, gt=0, finite=False, error=DataError)
         if self.max_speed_kmh <= max_speed_kmh: return self
         return Cycle(self.name, self.time_s, np.minimum(self.speed_kmh, max_speed_kmh), self.grade, self.source)
 
@@ -84,25 +84,27 @@ class Cycle:
         t = self.time_s[keep]
         return Cycle(f"{self.name}[{start_s:g}:{stop_s:g}]", t - t[0], self.speed_kmh[keep], self.grade[keep], self.source)
 
-    def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame({"time_s": self.time_s, "speed_kmh": self.speed_kmh, "grade": self.grade})
-
-    @classmethod
-    def from_frame(cls, df: pd.DataFrame, name: str, source: str = "") -> "Cycle":
-        "A cycle from a DataFrame with columns `time_s`, `speed_kmh` and optionally `grade` (0 when absent)."
-        missing = {"time_s", "speed_kmh"} - set(df.columns)
-        if missing: raise DataError(f"cycle {name!r}: missing column(s) {sorted(missing)}; have {list(df.columns)}")
-        try:
-            t = df["time_s"].to_numpy(dtype=float); v = df["speed_kmh"].to_numpy(dtype=float)
-            g = df["grade"].to_numpy(dtype=float) if "grade" in df.columns else np.zeros(len(df))
-        except (TypeError, ValueError) as e: raise DataError(f"cycle {name!r}: non-numeric data: {e}") from None
-        return cls(name, t, v, g, source)
-
     def __repr__(self):
         return (f"Cycle({self.name!r}, {self.duration_s:g} s, {self.distance_km:.2f} km, "
                 f"max {self.max_speed_kmh:.1f} km/h, grade {self.grade.min()*100:+.1f}..{self.grade.max()*100:+.1f} %)")
 
-# %% ../../nbs/05_sim.cycles.ipynb 7
+# %% ../../nbs/05_sim.cycles.ipynb 10
+@patch
+def to_frame(self: Cycle) -> pd.DataFrame:
+    return pd.DataFrame({"time_s": self.time_s, "speed_kmh": self.speed_kmh, "grade": self.grade})
+
+@patch(cls_method=True)
+def from_frame(cls: Cycle, df: pd.DataFrame, name: str, source: str = "") -> Cycle:
+    "A cycle from a DataFrame with columns `time_s`, `speed_kmh` and optionally `grade` (0 when absent)."
+    missing = {"time_s", "speed_kmh"} - set(df.columns)
+    if missing: raise DataError(f"cycle {name!r}: missing column(s) {sorted(missing)}; have {list(df.columns)}")
+    try:
+        t = df["time_s"].to_numpy(dtype=float); v = df["speed_kmh"].to_numpy(dtype=float)
+        g = df["grade"].to_numpy(dtype=float) if "grade" in df.columns else np.zeros(len(df))
+    except (TypeError, ValueError) as e: raise DataError(f"cycle {name!r}: non-numeric data: {e}") from None
+    return cls(name, t, v, g, source)
+
+# %% ../../nbs/05_sim.cycles.ipynb 12
 def cycle_names() -> list[str]:
     "Names of the cycles shipped in `res/cycles/`."
     return list(CYCLE_SOURCES)
@@ -121,7 +123,7 @@ def as_cycle(cycle: Cycle | str, max_speed_kmh: float | None = None) -> Cycle:
     if not isinstance(cycle, Cycle): raise DataError(f"expected a Cycle or a cycle name, got {type(cycle).__name__}")
     return cycle if max_speed_kmh is None else cycle.capped(max_speed_kmh)
 
-# %% ../../nbs/05_sim.cycles.ipynb 9
+# %% ../../nbs/05_sim.cycles.ipynb 18
 def triangle_cycle(peak_kmh: float = 16.2, accel_mps2: float = 0.5, idle_s: int = 2) -> Cycle:
     "Triangle test profile on a 1 s grid: `idle_s` stand, ramp to `peak_kmh` at `accel_mps2`, ramp down, `idle_s` stand."
     ramp_s = peak_kmh / 3.6 / accel_mps2

@@ -4,22 +4,22 @@
 
 # %% ../../nbs/05_sim.ecu.ipynb 3
 from __future__ import annotations
-import math, signal, sys, threading, time
+import math, threading, time
 from collections import Counter
-import numpy as np
-from ..conn.can import CanConfig, SignalCodec, open_bus
+from fastcore.basics import patch
+from ..conn.can import CanConfig, SignalCodec
 from ..conn.uds import (DID_TORQUE_MAP, DID_TORQUE_ROWS, IsoTpLink, decode_rows, encode_map, nrc_name)
 from .cycles import TEST_CYCLE
 from .truck import TruckSim, SIGNALS
-from ..system.errors import ConfigError, DecodeError, DataError, TspaceConnectionError
+from ..system.errors import ConfigError, DecodeError, TspaceConnectionError, check_number
 from ..system.log import get_logger
 
 log = get_logger(__name__)
 
 # %% auto 0
-__all__ = ['log', 'VirtualVCU', 'bridge_sender', 'sim']
+__all__ = ['log', 'VirtualVCU', 'bridge_sender', 'run_vcu']
 
-# %% ../../nbs/05_sim.ecu.ipynb 4
+# %% ../../nbs/05_sim.ecu.ipynb 5
 class VirtualVCU:
     "A simulated truck's VCU on a python-can bus: publishes its signals through the DBC and serves torque-map UDS."
     def __init__(self, bus, cfg: CanConfig | None = None, sim: TruckSim | None = None, cycle: str = TEST_CYCLE,
@@ -28,7 +28,7 @@ class VirtualVCU:
         self.bus, self.cfg = bus, cfg or CanConfig()
         self.codec = SignalCodec.from_config(self.cfg)
         self.publish_hz = 1.0 / min(self.codec.cycle_s(fid) for fid in self.codec.messages)
-        if not speedup > 0: raise ConfigError(f"speedup = {speedup}: must be > 0 (math.inf: as fast as possible)")
+        check_number("speedup", speedup, gt=0, finite=False, expected="a number > 0 (math.inf: as fast as possible)")
         self.sim = sim if sim is not None else TruckSim(cycle, params=params, sample_hz=self.publish_hz, seed=seed)
         if abs(self.sim.sample_hz - self.publish_hz) > 1e-9:
             raise ConfigError(f"sim.sample_hz = {self.sim.sample_hz} must equal the DBC message rate {self.publish_hz:g} Hz")
@@ -50,135 +50,151 @@ class VirtualVCU:
 
     def __repr__(self): return f"VirtualVCU({self.sim.cycle.name!r}, {self.publish_hz:g} Hz, speedup={self.speedup:g}, {dict(self.stats)})"
 
-    # ---- signals ---------------------------------------------------------------------------------
     @property
     def sim_time_s(self) -> float: return self._sim_offset + self.sim.time_s
 
-    def step(self, n: int = 1):
-        "Advance the truck by `n` samples and publish them; returns the `SimChunk` (times relative to the start)."
-        with self._lock:
-            if self.sim.done:
-                if not self.loop: return None
-                keep = self.sim.torque_map
-                self._sim_offset += self.sim.time_s
-                self.sim.reset(); self.sim.set_map(keep)
-                self.stats["laps"] += 1
-            chunk = self.sim.run(n)
-        send = self.bus.send
-        for t, row in zip(chunk.time_s, chunk.signals.tolist()):
-            ts = self.start_time + self._sim_offset + float(t)
-            values = dict(zip(SIGNALS, row))
-            for msg in self.codec.encode(values, counter=self._counter, timestamp=ts): send(msg)
-            for tap in self.taps: tap(ts, values)
-            self._counter += 1
-        self.stats["samples"] += len(chunk.time_s)
-        return chunk
+# %% ../../nbs/05_sim.ecu.ipynb 8
+@patch
+def step(self: VirtualVCU, n: int = 1):
+    "Advance the truck by `n` samples and publish them; returns the `SimChunk` (times relative to the start)."
+    with self._lock:
+        if self.sim.done:
+            if not self.loop: return None
+            keep = self.sim.torque_map
+            self._sim_offset += self.sim.time_s
+            self.sim.reset(); self.sim.set_map(keep)
+            self.stats["laps"] += 1
+        chunk = self.sim.run(n)
+    send = self.bus.send
+    for t, row in zip(chunk.time_s, chunk.signals.tolist()):
+        ts = self.start_time + self._sim_offset + float(t)
+        values = dict(zip(SIGNALS, row))
+        for msg in self.codec.encode(values, counter=self._counter, timestamp=ts): send(msg)
+        for tap in self.taps: tap(ts, values)
+        self._counter += 1
+    self.stats["samples"] += len(chunk.time_s)
+    return chunk
 
-    def publish(self, stop: threading.Event) -> None:
-        "Publish samples on the simulated clock (`speedup` x real time) until `stop` is set or the cycle ends (unless `loop`)."
-        wall0, sim0 = time.monotonic(), self.sim_time_s
-        period = 1.0 / self.publish_hz
-        try:
-            while not stop.is_set():
-                if self.step(1) is None: break
-                if math.isfinite(self.speedup):
-                    lag = (self.sim_time_s - sim0) / self.speedup - (time.monotonic() - wall0)
-                    if lag > 0: stop.wait(lag)
-                elif self._counter % 1000 == 0: time.sleep(0)   # let the other threads in
-        finally:
-            self.finished.set()
-            log.info("VCU stopped publishing at t=%.2f s of %r (%d samples)", self.sim_time_s, self.sim.cycle.name, self.stats["samples"])
-
-    # ---- UDS -------------------------------------------------------------------------------------
-    def drop_requests(self, n: int = 1) -> None:
-        "Ignore the next `n` UDS requests (simulates lost frames)."
-        self._drop += int(n)
-
-    def handle(self, req: bytes) -> bytes | None:
-        "The response to UDS request `req` (None: no response)."
-        if not req: return None
-        if self._drop > 0:
-            self._drop -= 1; self.stats["dropped_requests"] += 1; return None
-        sid = req[0]
-        if sid == 0x2E: return self._write(req)
-        if sid == 0x22: return self._read(req)
-        if sid == 0x3E and len(req) == 2: return bytes([0x7E, req[1] & 0x7F])     # TesterPresent
-        return self._nrc(sid, 0x11, f"service 0x{sid:02X}")
-
-    def _nrc(self, sid: int, code: int, why: str) -> bytes:
-        self.stats[f"nrc_{code:02x}"] += 1
-        log.info("VCU refuses service 0x%02X: %s (%s)", sid, nrc_name(code), why)
-        return bytes([0x7F, sid, code])
-
-    def _write(self, req: bytes) -> bytes:
-        if len(req) < 3: return self._nrc(0x2E, 0x13, f"request of {len(req)} bytes")
-        did = int.from_bytes(req[1:3], "big")
-        if did != DID_TORQUE_ROWS: return self._nrc(0x2E, 0x31, f"DID 0x{did:04X} is not writable")
-        n_rows, n_cols = self.sim.stock_map.shape
-        try: start, rows = decode_rows(req[3:], n_cols)
-        except DecodeError as e: return self._nrc(0x2E, 0x13, str(e))
-        if start + rows.shape[0] > n_rows: return self._nrc(0x2E, 0x31, f"rows {start}..{start + rows.shape[0] - 1} beyond the {n_rows} rows")
-        lo, hi = self.torque_limits
-        if rows.min() < lo - 1e-9 or rows.max() > hi + 1e-9:
-            return self._nrc(0x2E, 0x31, f"torque {rows.min():g}..{rows.max():g} Nm outside {lo:g}..{hi:g} Nm")
-        if self.inhibit_writes: return self._nrc(0x2E, 0x22, "writes inhibited")
-        now = time.monotonic()
-        if now < self._busy_until: return self._nrc(0x2E, 0x21, f"still programming for {self._busy_until - now:.3f} s")
-        with self._lock: self.sim.set_rows(start, rows)
-        self._busy_until = now + self.write_time_s
-        self.stats["writes"] += 1
-        log.info("VCU torque rows %d..%d written", start, start + rows.shape[0] - 1)
-        return bytes([0x6E]) + req[1:3]
-
-    def _read(self, req: bytes) -> bytes:
-        if len(req) != 3: return self._nrc(0x22, 0x13, f"request of {len(req)} bytes (one DID supported)")
-        did = int.from_bytes(req[1:3], "big")
-        if did != DID_TORQUE_MAP: return self._nrc(0x22, 0x31, f"DID 0x{did:04X} is not readable")
-        with self._lock: table = self.sim.torque_map.table
-        self.stats["reads"] += 1
-        return bytes([0x62]) + req[1:3] + encode_map(table)
-
-    def serve(self, stop: threading.Event) -> None:
-        "Answer UDS requests until `stop` is set."
+@patch
+def publish(self: VirtualVCU, stop: threading.Event) -> None:
+    "Publish samples on the simulated clock (`speedup` x real time) until `stop` is set or the cycle ends (unless `loop`)."
+    wall0, sim0 = time.monotonic(), self.sim_time_s
+    try:
         while not stop.is_set():
-            req = self.link.recv(timeout=0.05)
-            if req is None: continue
-            resp = self.handle(req)
-            if resp is not None: self.link.send(resp)
+            if self.step(1) is None: break
+            if math.isfinite(self.speedup):
+                lag = (self.sim_time_s - sim0) / self.speedup - (time.monotonic() - wall0)
+                if lag > 0: stop.wait(lag)
+            elif self._counter % 1000 == 0: time.sleep(0)   # let the other threads in
+    finally:
+        self.finished.set()
+        log.info("VCU stopped publishing at t=%.2f s of %r (%d samples)", self.sim_time_s, self.sim.cycle.name, self.stats["samples"])
 
-    def pump(self, stop: threading.Event) -> None:
-        "Read the bus: hand diagnostic requests to the ISO-TP link; the VCU ignores the rest."
-        rxid, feed = self.link.rxid, self.link.feed
-        while not stop.is_set():
-            try: m = self.bus.recv(0.05)
-            except Exception as e:
-                if stop.is_set(): return
-                raise TspaceConnectionError(f"VCU bus read failed: {type(e).__name__}: {e}") from e
-            if m is not None and m.arbitration_id == rxid: feed(m)
+# %% ../../nbs/05_sim.ecu.ipynb 12
+@patch
+def drop_requests(self: VirtualVCU, n: int = 1) -> None:
+    "Ignore the next `n` UDS requests (simulates lost frames)."
+    self._drop += int(n)
 
-    # ---- lifecycle -------------------------------------------------------------------------------
-    def workers(self) -> dict:
-        "Name -> `fn(stop_event)` of each thread the VCU needs (for a `Supervisor`)."
-        return {"vcu-publish": self.publish, "vcu-uds": self.serve, "vcu-bus": self.pump}
+@patch
+def handle(self: VirtualVCU, req: bytes) -> bytes | None:
+    "The response to UDS request `req` (None: no response)."
+    if not req: return None
+    if self._drop > 0:
+        self._drop -= 1; self.stats["dropped_requests"] += 1; return None
+    sid = req[0]
+    if sid == 0x2E: return self._write(req)
+    if sid == 0x22: return self._read(req)
+    if sid == 0x3E and len(req) == 2: return bytes([0x7E, req[1] & 0x7F])     # TesterPresent
+    return self._nrc(sid, 0x11, f"service 0x{sid:02X}")
 
-    def start(self, publish: bool = True) -> "VirtualVCU":
-        "Run the VCU in its own threads (`publish=False`: serve UDS only; call `step` to publish by hand)."
-        self.link.start(); self._stop.clear()
-        for name, fn in self.workers().items():
-            if name == "vcu-publish" and not publish: continue
-            t = threading.Thread(target=fn, args=(self._stop,), name=name, daemon=True); t.start(); self._threads.append(t)
-        return self
+@patch
+def _nrc(self: VirtualVCU, sid: int, code: int, why: str) -> bytes:
+    self.stats[f"nrc_{code:02x}"] += 1
+    log.info("VCU refuses service 0x%02X: %s (%s)", sid, nrc_name(code), why)
+    return bytes([0x7F, sid, code])
 
-    def stop(self) -> None:
-        self._stop.set()
-        for t in self._threads: t.join(2.0)
-        self._threads = []
-        self.link.stop()
-    def __enter__(self): return self.start()
-    def __exit__(self, *exc): self.stop()
+@patch
+def _write(self: VirtualVCU, req: bytes) -> bytes:
+    if len(req) < 3: return self._nrc(0x2E, 0x13, f"request of {len(req)} bytes")
+    did = int.from_bytes(req[1:3], "big")
+    if did != DID_TORQUE_ROWS: return self._nrc(0x2E, 0x31, f"DID 0x{did:04X} is not writable")
+    n_rows, n_cols = self.sim.stock_map.shape
+    try: start, rows = decode_rows(req[3:], n_cols)
+    except DecodeError as e: return self._nrc(0x2E, 0x13, str(e))
+    if start + rows.shape[0] > n_rows: return self._nrc(0x2E, 0x31, f"rows {start}..{start + rows.shape[0] - 1} beyond the {n_rows} rows")
+    lo, hi = self.torque_limits
+    if rows.min() < lo - 1e-9 or rows.max() > hi + 1e-9:
+        return self._nrc(0x2E, 0x31, f"torque {rows.min():g}..{rows.max():g} Nm outside {lo:g}..{hi:g} Nm")
+    if self.inhibit_writes: return self._nrc(0x2E, 0x22, "writes inhibited")
+    now = time.monotonic()
+    if now < self._busy_until: return self._nrc(0x2E, 0x21, f"still programming for {self._busy_until - now:.3f} s")
+    with self._lock: self.sim.set_rows(start, rows)
+    self._busy_until = now + self.write_time_s
+    self.stats["writes"] += 1
+    log.info("VCU torque rows %d..%d written", start, start + rows.shape[0] - 1)
+    return bytes([0x6E]) + req[1:3]
 
-# %% ../../nbs/05_sim.ecu.ipynb 10
-from fastcore.script import call_parse, Param, store_true
+@patch
+def _read(self: VirtualVCU, req: bytes) -> bytes:
+    if len(req) != 3: return self._nrc(0x22, 0x13, f"request of {len(req)} bytes (one DID supported)")
+    did = int.from_bytes(req[1:3], "big")
+    if did != DID_TORQUE_MAP: return self._nrc(0x22, 0x31, f"DID 0x{did:04X} is not readable")
+    with self._lock: table = self.sim.torque_map.table
+    self.stats["reads"] += 1
+    return bytes([0x62]) + req[1:3] + encode_map(table)
+
+# %% ../../nbs/05_sim.ecu.ipynb 16
+@patch
+def serve(self: VirtualVCU, stop: threading.Event) -> None:
+    "Answer UDS requests until `stop` is set."
+    while not stop.is_set():
+        req = self.link.recv(timeout=0.05)
+        if req is None: continue
+        resp = self.handle(req)
+        if resp is not None: self.link.send(resp)
+
+@patch
+def pump(self: VirtualVCU, stop: threading.Event) -> None:
+    "Read the bus: hand diagnostic requests to the ISO-TP link; the VCU ignores the rest."
+    rxid, feed = self.link.rxid, self.link.feed
+    while not stop.is_set():
+        try: m = self.bus.recv(0.05)
+        except Exception as e:
+            if stop.is_set(): return
+            raise TspaceConnectionError(f"VCU bus read failed: {type(e).__name__}: {e}") from e
+        if m is not None and m.arbitration_id == rxid: feed(m)
+
+@patch
+def workers(self: VirtualVCU) -> dict:
+    "Name -> `fn(stop_event)` of each thread the VCU needs (for a `Supervisor`)."
+    return {"vcu-publish": self.publish, "vcu-uds": self.serve, "vcu-bus": self.pump}
+
+from ..system.supervisor import start_threads
+
+@patch
+def start(self: VirtualVCU, publish: bool = True) -> "VirtualVCU":
+    "Run the VCU in its own threads (`publish=False`: serve UDS only; call `step` to publish by hand)."
+    self.link.start()
+    self._stop.clear()
+    self._threads += start_threads(self.workers(), self._stop, skip=() if publish else ("vcu-publish",))
+    return self
+
+@patch
+def stop(self: VirtualVCU) -> None:
+    self._stop.set()
+    for t in self._threads: t.join(2.0)
+    self._threads = []
+    self.link.stop()
+
+@patch
+def __enter__(self: VirtualVCU): return self.start()
+
+@patch
+def __exit__(self: VirtualVCU, *exc): self.stop()
+
+# %% ../../nbs/05_sim.ecu.ipynb 19
+from ..system.supervisor import Supervisor
 
 def bridge_sender(address: str):
     "A VCU tap that sends each sample to `HOST:PORT` as a local CAN bridge does (`conn.udp.bridge_datagram`); `ConfigError` for a bad address."
@@ -194,38 +210,14 @@ def bridge_sender(address: str):
     return send
 
 
-@call_parse
-def sim(bus: Param("python-can interface (default: the config's vehicle.can.interface)", str) = None,
-        channel: Param("python-can channel (default: the config's vehicle.can.channel)", str) = None,
-        cycle: Param("drive cycle name or CSV file", str) = TEST_CYCLE,
-        speedup: Param("time scale: 1 = real time, 10 = ten times faster, inf = as fast as possible", float) = 1.0,
-        duration: Param("stop after this many simulated seconds (default: at the end of the cycle)", float) = None,
-        loop: Param("drive the cycle again and again", store_true) = False,
-        config: Param("tspace config file (default: tspace's res/tspace.toml)", str) = None,
-        port: Param("UDP port for udp_multicast (default: python-can's)", int) = None,
-        seed: Param("seed of the simulated truck's noise", int) = 0,
-        bridge: Param("also send every sample as a local CAN bridge's JSON datagram to HOST:PORT (see tspace.conn.udp)", str) = None):
-    "Run the virtual VCU: publish the simulated truck's CAN signals and serve torque-map UDS."
-    from tspace.config.run import load_config
-    from tspace.system.supervisor import Supervisor
-    try:
-        rc = load_config(config)
-        cfg = getattr(rc.vehicle, "can", None) or CanConfig()
-        upd = {k: v for k, v in dict(interface=bus, channel=channel).items() if v is not None}
-        if port is not None: upd["bus_kwargs"] = {**cfg.bus_kwargs, "port": port}
-        cfg = cfg.model_copy(update=upd)
-        cfg = CanConfig.model_validate(cfg.model_dump())
-        can_bus = open_bus(cfg)
-        vcu = VirtualVCU(can_bus, cfg, cycle=cycle, params=rc.vehicle.physics, seed=seed, speedup=speedup, loop=loop)
-        if bridge is not None: vcu.taps.append(bridge_sender(bridge))
-    except (ConfigError, DataError, TspaceConnectionError, FileNotFoundError) as e:
-        print(f"tspace sim: {e}", file=sys.stderr); return 2
+def run_vcu(vcu: VirtualVCU, duration_s: float | None = None) -> int:
+    "Run `vcu` under a `Supervisor` until the drive ends (the cycle's end, or `duration_s` simulated seconds), a thread fails or a signal comes; the exit code."
     sup = Supervisor("tspace-sim")
     def publish(stop):
         inner = threading.Event()
         def until():
             while not stop.is_set() and not inner.is_set():
-                if duration is not None and vcu.sim_time_s >= duration: break
+                if duration_s is not None and vcu.sim_time_s >= duration_s: break
                 stop.wait(0.02)
             inner.set()
         watcher = threading.Thread(target=until, daemon=True); watcher.start()
@@ -233,9 +225,6 @@ def sim(bus: Param("python-can interface (default: the config's vehicle.can.inte
         sup.request_stop("drive finished")
     vcu.link.start()
     sup.add_worker("vcu-publish", publish).add_worker("vcu-uds", vcu.serve).add_worker("vcu-bus", vcu.pump)
-    log.info("virtual VCU on %s:%s, cycle %r, speedup %g", cfg.interface, cfg.channel, vcu.sim.cycle.name, speedup)
-    print(f"tspace sim: VCU on {cfg.interface}:{cfg.channel}, cycle {vcu.sim.cycle.name!r}, speedup {speedup:g}", flush=True)
-    code = sup.run()
-    vcu.link.stop(); can_bus.shutdown()
-    print(f"tspace sim: {vcu.stats['samples']} samples published, {vcu.stats['writes']} write(s), {vcu.stats['reads']} read(s)", flush=True)
-    return code
+    log.info("virtual VCU on %s:%s, cycle %r, speedup %g", vcu.cfg.interface, vcu.cfg.channel, vcu.sim.cycle.name, vcu.speedup)
+    try: return sup.run()
+    finally: vcu.link.stop()

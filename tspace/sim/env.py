@@ -10,10 +10,12 @@ import numpy as np
 import pandas as pd
 import gymnasium as gym
 from gymnasium import spaces
+from fastcore.basics import patch
 from ..config.truck import TruckParams, DriverModelParams
 from ..data.core import ActionSpec, StateSpec, RewardSpec, FIELD_TRUCK_STATE
 from .cycles import Cycle, TRAIN_CYCLES, HELDOUT_CYCLE, cycle_names, as_cycle
-from .truck import SIGNALS, TorqueMap, TruckSim
+from ..data.torquemap import TorqueMap
+from .truck import SIGNALS, TruckSim
 from ..system.errors import DataError, TspaceError
 from ..system.log import get_logger
 
@@ -22,7 +24,7 @@ log = get_logger(__name__)
 # %% auto 0
 __all__ = ['log', 'ENV_ID', 'TruckEnergyEnv', 'run_episode', 'baseline', 'baseline_table']
 
-# %% ../../nbs/05_sim.env.ipynb 4
+# %% ../../nbs/05_sim.env.ipynb 5
 ENV_ID = "tspace/TruckEnergy-v0"
 
 class TruckEnergyEnv(gym.Env):
@@ -70,44 +72,47 @@ class TruckEnergyEnv(gym.Env):
         obs = chunk.signals[:, self._cols].astype(np.float32)
         return np.clip(obs, self.observation_space.low, self.observation_space.high)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
-        options = options or {}
-        if "cycle" in options: cyc = as_cycle(options["cycle"], self.params.max_speed_kmh)
-        else: cyc = self.cycles[int(self.np_random.integers(len(self.cycles)))] if len(self.cycles) > 1 else self.cycles[0]
-        self.sim.reset(cyc, seed=int(self.np_random.integers(2**31 - 1)))
-        chunk = self.sim.run(self.state_spec.frame_len)
-        self._obs = self._frame(chunk)
-        self._done = self.sim.done
-        return self._obs.copy(), {"cycle": cyc.name, "time_s": self.sim.time_s}
+# %% ../../nbs/05_sim.env.ipynb 8
+@patch
+def reset(self: TruckEnergyEnv, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    super(TruckEnergyEnv, self).reset(seed=seed)   # a patched method has no zero-argument super()
+    options = options or {}
+    if "cycle" in options: cyc = as_cycle(options["cycle"], self.params.max_speed_kmh)
+    else: cyc = self.cycles[int(self.np_random.integers(len(self.cycles)))] if len(self.cycles) > 1 else self.cycles[0]
+    self.sim.reset(cyc, seed=int(self.np_random.integers(2**31 - 1)))
+    chunk = self.sim.run(self.state_spec.frame_len)
+    self._obs = self._frame(chunk)
+    self._done = self.sim.done
+    return self._obs.copy(), {"cycle": cyc.name, "time_s": self.sim.time_s}
 
-    def step(self, action):
-        if self._obs is None or self._done:
-            raise TspaceError("step() called before reset() or after the episode ended; call reset() first")
-        a = self.action_spec.validate(action)
-        stock = self.sim.stock_map
-        speed = float(np.mean(self._obs[:, self.state_spec.names.index("velocity")])) \
-            if "velocity" in self.state_spec.names else self.sim.speed_kmh
-        start = stock.window(speed, self.action_spec.rows)
-        rows = self.action_spec.apply(stock.table[start:start + self.action_spec.rows], a)
-        self.sim.set_rows(start, rows)
-        chunk = self.sim.run(self.state_spec.frame_len)
-        self._obs = self._frame(chunk)
-        sig = chunk.signals
-        err = chunk.ref_kmh - sig[:, 0]
-        fs = self.state_spec.sample_hz
-        reward = self.reward_spec.compute(sig[:, 3], sig[:, 4], fs, err)
-        self._done = self.sim.done
-        info = {"energy_wh": self.reward_spec.energy_wh(sig[:, 3], sig[:, 4], fs), "energy_wh_exact": chunk.energy_wh,
-                "distance_m": chunk.distance_m, "speed_rmse_kmh": float(np.sqrt(np.mean(err ** 2))),
-                "speed_error_kmh": float(np.mean(err)), "rows_start": start, "rows": rows,
-                "time_s": self.sim.time_s, "cycle": self.sim.cycle.name}
-        return self._obs.copy(), float(reward), self._done, False, info
+@patch
+def step(self: TruckEnergyEnv, action):
+    if self._obs is None or self._done:
+        raise TspaceError("step() called before reset() or after the episode ended; call reset() first")
+    a = self.action_spec.validate(action)
+    stock = self.sim.stock_map
+    speed = float(np.mean(self._obs[:, self.state_spec.names.index("velocity")])) \
+        if "velocity" in self.state_spec.names else self.sim.speed_kmh
+    start = stock.window(speed, self.action_spec.rows)
+    rows = self.action_spec.apply(stock.table[start:start + self.action_spec.rows], a)
+    self.sim.set_rows(start, rows)
+    chunk = self.sim.run(self.state_spec.frame_len)
+    self._obs = self._frame(chunk)
+    sig = chunk.signals
+    err = chunk.ref_kmh - sig[:, 0]
+    fs = self.state_spec.sample_hz
+    reward = self.reward_spec.compute(sig[:, 3], sig[:, 4], fs, err)
+    self._done = self.sim.done
+    info = {"energy_wh": self.reward_spec.energy_wh(sig[:, 3], sig[:, 4], fs), "energy_wh_exact": chunk.energy_wh,
+            "distance_m": chunk.distance_m, "speed_rmse_kmh": float(np.sqrt(np.mean(err ** 2))),
+            "speed_error_kmh": float(np.mean(err)), "rows_start": start, "rows": rows,
+            "time_s": self.sim.time_s, "cycle": self.sim.cycle.name}
+    return self._obs.copy(), float(reward), self._done, False, info
 
 if ENV_ID not in gym.registry:
     gym.register(id=ENV_ID, entry_point="tspace.sim.env:TruckEnergyEnv")
 
-# %% ../../nbs/05_sim.env.ipynb 6
+# %% ../../nbs/05_sim.env.ipynb 11
 def run_episode(env: TruckEnergyEnv, policy: Callable[[np.ndarray], np.ndarray] | None = None,
                 cycle: str | Cycle | None = None, seed: int | None = 0) -> dict:
     "Drive one episode of `env` with `policy(obs) -> action` (default: zeros, the stock map); totals of the run."

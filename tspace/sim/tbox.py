@@ -4,9 +4,8 @@
 
 # %% ../../nbs/05_sim.tbox.ipynb 3
 from __future__ import annotations
-import math, sys, threading, time
+import math, threading, time
 from collections import Counter, deque
-from pathlib import Path
 import numpy as np
 import pandas as pd
 from fastcore.basics import patch
@@ -16,15 +15,15 @@ from ..conn.objstore import (CloudLayout, ObjectStore, TorqueAck, decode_request
 from ..data.time import validate_timezone
 from .cycles import TEST_CYCLE, Cycle
 from .truck import TruckSim, SIGNALS
-from ..system.errors import ConfigError, DataError, DecodeError, StorageError, TspaceConnectionError
+from ..system.errors import ConfigError, DecodeError, StorageError, TspaceConnectionError, check_int, check_number
 from ..system.log import get_logger
 
 log = get_logger(__name__)
 
 # %% auto 0
-__all__ = ['log', 'TBox', 'sim_tbox']
+__all__ = ['log', 'TBox', 'run_tbox']
 
-# %% ../../nbs/05_sim.tbox.ipynb 4
+# %% ../../nbs/05_sim.tbox.ipynb 5
 class TBox:
     "A simulated truck's telematics box on object storage: uploads signal chunks and applies or rejects torque requests."
     def __init__(self, store: ObjectStore, vehicle: str = "sim-truck-01", *, prefix: str = "tspace", sim: TruckSim | None = None,
@@ -32,9 +31,9 @@ class TBox:
                  chunk_len: int = 200, sample_hz: float = 50.0, poll_s: float = 0.5, start_time: float | None = None,
                  timezone: str = "UTC", loop: bool = False, upload_partial: bool = True, step_s: float = 0.1,
                  duration_s: float | None = None, backlog: int = 10_000):
-        if not speedup > 0: raise ConfigError(f"speedup = {speedup}: must be > 0 (math.inf: as fast as possible)")
-        if not (isinstance(chunk_len, int) and chunk_len >= 2): raise ConfigError(f"chunk_len = {chunk_len!r}: expected an integer >= 2")
-        if not poll_s > 0: raise ConfigError(f"poll_s = {poll_s}: must be > 0 s")
+        check_number("speedup", speedup, gt=0, finite=False, expected="a number > 0 (math.inf: as fast as possible)")
+        check_int("chunk_len", chunk_len, 2)
+        check_number("poll_s", poll_s, gt=0, expected="seconds > 0")
         self.store, self.layout, self.vehicle = store, CloudLayout(prefix, vehicle), vehicle
         self.sim = sim if sim is not None else TruckSim(cycle, params=params, driver=driver, sample_hz=sample_hz, seed=seed)
         if abs(self.sim.sample_hz - sample_hz) > 1e-9:
@@ -68,7 +67,6 @@ class TBox:
         return (f"TBox({self.vehicle!r} on {self.store.url}, {self.sim.cycle.name!r}, speedup={self.speedup:g}, "
                 f"t={self.sim_time_s:.1f} s, {dict(self.stats)})")
 
-    # ---- clock -----------------------------------------------------------------------------------
     @property
     def sim_time_s(self) -> float:
         "Simulated seconds since the start (over all laps)."
@@ -84,100 +82,99 @@ class TBox:
         if self.duration_s is not None and self.sim_time_s >= self.duration_s - 1e-9: return True
         return self.sim.done and not self.loop
 
-    # ---- driving ---------------------------------------------------------------------------------
-    def _advance(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        "Drive up to `n` samples: (ns since the epoch, UTC; signals n x 5); fewer when the drive ends."
-        ns, sig, need = [], [], n
-        with self._lock:
-            while need > 0 and not self.done:
-                if self.sim.done:                                 # loop: next lap with the map in force
-                    keep = self.sim.torque_map
-                    self._sim_offset += self.sim.time_s
-                    self.sim.reset(); self.sim.set_map(keep)
-                    self.stats["laps"] += 1
-                left = math.ceil((self.sim.cycle.duration_s - self.sim.time_s) * self.sample_hz - 1e-9)
-                if self.duration_s is not None:
-                    left = min(left, math.ceil((self.duration_s - self.sim_time_s) * self.sample_hz - 1e-9))
-                k = max(1, min(need, left))
-                ch = self.sim.run(k)
-                ns.append(self._t0_ns + np.round((self._sim_offset + ch.time_s) * 1e9).astype(np.int64))
-                sig.append(ch.signals)
-                need -= k
-        self.stats["samples"] += n - need
-        if not ns: return np.empty(0, np.int64), np.empty((0, len(SIGNALS)))
-        return np.concatenate(ns), np.concatenate(sig)
+# %% ../../nbs/05_sim.tbox.ipynb 8
+@patch
+def _advance(self: TBox, n: int) -> tuple[np.ndarray, np.ndarray]:
+    "Drive up to `n` samples: (ns since the epoch, UTC; signals n x 5); fewer when the drive ends."
+    ns, sig, need = [], [], n
+    with self._lock:
+        while need > 0 and not self.done:
+            if self.sim.done:                                 # loop: next lap with the map in force
+                keep = self.sim.torque_map
+                self._sim_offset += self.sim.time_s
+                self.sim.reset(); self.sim.set_map(keep)
+                self.stats["laps"] += 1
+            left = math.ceil((self.sim.cycle.duration_s - self.sim.time_s) * self.sample_hz - 1e-9)
+            if self.duration_s is not None:
+                left = min(left, math.ceil((self.duration_s - self.sim_time_s) * self.sample_hz - 1e-9))
+            k = max(1, min(need, left))
+            ch = self.sim.run(k)
+            ns.append(self._t0_ns + np.round((self._sim_offset + ch.time_s) * 1e9).astype(np.int64))
+            sig.append(ch.signals)
+            need -= k
+    self.stats["samples"] += n - need
+    if not ns: return np.empty(0, np.int64), np.empty((0, len(SIGNALS)))
+    return np.concatenate(ns), np.concatenate(sig)
 
-    def _emit(self, ns: np.ndarray, sig: np.ndarray) -> str:
-        "Encode one chunk, queue it behind any backlog, and upload what the store takes."
-        idx = pd.DatetimeIndex(ns.view("M8[ns]")).tz_localize("UTC").tz_convert(self.zone)
-        name, data = encode_chunk(self.vehicle, idx, sig, self.sample_hz, seq=self._seq)
-        self._seq += 1
-        if len(ns) < self.chunk_len: self.stats["partial_chunks"] += 1
-        self._backlog.append((name, data))
-        while len(self._backlog) > self._backlog_max:
-            lost, _ = self._backlog.popleft(); self.stats["chunks_lost"] += 1
-            log.error("TBox %s: backlog over %d chunks: chunk %s is lost", self.vehicle, self._backlog_max, lost)
+@patch
+def _emit(self: TBox, ns: np.ndarray, sig: np.ndarray) -> str:
+    "Encode one chunk, queue it behind any backlog, and upload what the store takes."
+    idx = pd.DatetimeIndex(ns.view("M8[ns]")).tz_localize("UTC").tz_convert(self.zone)
+    name, data = encode_chunk(self.vehicle, idx, sig, self.sample_hz, seq=self._seq)
+    self._seq += 1
+    if len(ns) < self.chunk_len: self.stats["partial_chunks"] += 1
+    self._backlog.append((name, data))
+    while len(self._backlog) > self._backlog_max:
+        lost, _ = self._backlog.popleft(); self.stats["chunks_lost"] += 1
+        log.error("TBox %s: backlog over %d chunks: chunk %s is lost", self.vehicle, self._backlog_max, lost)
+    self.flush_backlog()
+    return name
+
+@patch
+def flush_backlog(self: TBox) -> int:
+    "Upload waiting chunks in order until the store refuses one; returns how many are still waiting."
+    while self._backlog:
+        name, data = self._backlog[0]
+        try: self.store.write_bytes(self.layout.chunk(name), data)
+        except (TspaceConnectionError, StorageError) as e:
+            self.stats["upload_errors"] += 1
+            log.warning("TBox %s: chunk %s not uploaded, %d waiting: %s", self.vehicle, name, len(self._backlog), e)
+            break
+        self._backlog.popleft()
+        self.stats["chunks"] += 1
+    return len(self._backlog)
+
+@patch
+def upload_chunk(self: TBox) -> str | None:
+    "Drive one chunk's worth of samples (no clock) and upload it; its name, or None when the drive is over."
+    ns, sig = self._advance(self.chunk_len)
+    if len(ns) == 0: return None
+    if len(ns) < self.chunk_len and not self.upload_partial:
+        self.stats["samples_not_uploaded"] += len(ns); return None
+    return self._emit(ns, sig)
+
+# %% ../../nbs/05_sim.tbox.ipynb 14
+@patch
+def drive(self: TBox, stop: threading.Event) -> None:
+    "Drive on the clock (`speedup` x real time) and upload each chunk once its last sample is driven; until `stop` or the end."
+    wall0, sim0 = time.monotonic(), self.sim_time_s
+    buf_ns, buf_sig, have = [], [], 0
+    try:
+        while not stop.is_set():
+            ns, sig = self._advance(min(self.step_len, self.chunk_len - have))
+            if len(ns) == 0: break
+            buf_ns.append(ns); buf_sig.append(sig); have += len(ns)
+            if math.isfinite(self.speedup):
+                lag = (self.sim_time_s - sim0) / self.speedup - (time.monotonic() - wall0)
+                if lag > 0 and stop.wait(lag): break
+            else: time.sleep(0)                               # let the request thread in
+            if have >= self.chunk_len:
+                self._emit(np.concatenate(buf_ns), np.concatenate(buf_sig))
+                buf_ns, buf_sig, have = [], [], 0
+        if have and self.upload_partial: self._emit(np.concatenate(buf_ns), np.concatenate(buf_sig))
+        elif have: self.stats["samples_not_uploaded"] += have
         self.flush_backlog()
-        return name
+    finally:
+        self.finished.set()
+        log.info("TBox %s stopped driving at t=%.1f s of %r: %d chunk(s) uploaded, %d waiting",
+                 self.vehicle, self.sim_time_s, self.sim.cycle.name, self.stats["chunks"], len(self._backlog))
 
-    def flush_backlog(self) -> int:
-        "Upload waiting chunks in order until the store refuses one; returns how many are still waiting."
-        while self._backlog:
-            name, data = self._backlog[0]
-            try: self.store.write_bytes(self.layout.chunk(name), data)
-            except (TspaceConnectionError, StorageError) as e:
-                self.stats["upload_errors"] += 1
-                log.warning("TBox %s: chunk %s not uploaded, %d waiting: %s", self.vehicle, name, len(self._backlog), e)
-                break
-            self._backlog.popleft()
-            self.stats["chunks"] += 1
-        return len(self._backlog)
-
-    def upload_chunk(self) -> str | None:
-        "Drive one chunk's worth of samples (no clock) and upload it; its name, or None when the drive is over."
-        ns, sig = self._advance(self.chunk_len)
-        if len(ns) == 0: return None
-        if len(ns) < self.chunk_len and not self.upload_partial:
-            self.stats["samples_not_uploaded"] += len(ns); return None
-        return self._emit(ns, sig)
-
-    def drive(self, stop: threading.Event) -> None:
-        "Drive on the clock (`speedup` x real time) and upload each chunk once its last sample is driven; until `stop` or the end."
-        wall0, sim0 = time.monotonic(), self.sim_time_s
-        buf_ns, buf_sig, have = [], [], 0
-        try:
-            while not stop.is_set():
-                ns, sig = self._advance(min(self.step_len, self.chunk_len - have))
-                if len(ns) == 0: break
-                buf_ns.append(ns); buf_sig.append(sig); have += len(ns)
-                if math.isfinite(self.speedup):
-                    lag = (self.sim_time_s - sim0) / self.speedup - (time.monotonic() - wall0)
-                    if lag > 0 and stop.wait(lag): break
-                else: time.sleep(0)                               # let the request thread in
-                if have >= self.chunk_len:
-                    self._emit(np.concatenate(buf_ns), np.concatenate(buf_sig))
-                    buf_ns, buf_sig, have = [], [], 0
-            if have and self.upload_partial: self._emit(np.concatenate(buf_ns), np.concatenate(buf_sig))
-            elif have: self.stats["samples_not_uploaded"] += have
-            self.flush_backlog()
-        finally:
-            self.finished.set()
-            log.info("TBox %s stopped driving at t=%.1f s of %r: %d chunk(s) uploaded, %d waiting",
-                     self.vehicle, self.sim_time_s, self.sim.cycle.name, self.stats["chunks"], len(self._backlog))
-
-# %% ../../nbs/05_sim.tbox.ipynb 5
+# %% ../../nbs/05_sim.tbox.ipynb 18
 class _Reject(Exception):
     def __init__(self, code: str, reason: str): self.code, self.reason = code, reason
 
 def _check(cond: bool, code: str, reason: str):
     if not cond: raise _Reject(code, reason)
-
-@patch
-def publish_map(self: TBox, at=None) -> None:
-    "Write `map.json`: the map the truck applies now, stamped `at` (default: the TBox clock)."
-    with self._lock: table = self.sim.torque_map.table.copy()
-    m = self.sim.stock_map
-    self.store.write_bytes(self.layout.map, encode_torque_map(self.vehicle, table, m.speed_kmh, m.pedal, at or self.clock()))
 
 @patch
 def handle(self: TBox, data: bytes, rid: str) -> TorqueAck:
@@ -206,6 +203,14 @@ def handle(self: TBox, data: bytes, rid: str) -> TorqueAck:
     self.stats["applied"] += 1
     log.info("TBox %s: torque rows %d..%d written at %s", self.vehicle, start, start + rows.shape[0] - 1, at.isoformat())
     return TorqueAck(rid, self.vehicle, "applied", at, start=start, rows=table[start:start + rows.shape[0]], table=table)
+
+# %% ../../nbs/05_sim.tbox.ipynb 21
+@patch
+def publish_map(self: TBox, at=None) -> None:
+    "Write `map.json`: the map the truck applies now, stamped `at` (default: the TBox clock)."
+    with self._lock: table = self.sim.torque_map.table.copy()
+    m = self.sim.stock_map
+    self.store.write_bytes(self.layout.map, encode_torque_map(self.vehicle, table, m.speed_kmh, m.pedal, at or self.clock()))
 
 @patch
 def poll_requests(self: TBox) -> list[TorqueAck]:
@@ -240,19 +245,19 @@ def serve(self: TBox, stop: threading.Event) -> None:
             log.warning("TBox %s: request poll failed, trying again in %g s: %s", self.vehicle, self.poll_s, e)
         stop.wait(self.poll_s)
 
-# %% ../../nbs/05_sim.tbox.ipynb 6
+# %% ../../nbs/05_sim.tbox.ipynb 28
 @patch
 def workers(self: TBox) -> dict:
     "Name -> `fn(stop_event)` of each thread the TBox needs (for a `Supervisor`)."
     return {"tbox-drive": self.drive, "tbox-requests": self.serve}
 
+from ..system.supervisor import start_threads
+
 @patch
 def start(self: TBox, drive: bool = True) -> TBox:
     "Run the TBox in its own threads (`drive=False`: serve requests only; call `upload_chunk` to drive by hand)."
     self._stop.clear()
-    for name, fn in self.workers().items():
-        if name == "tbox-drive" and not drive: continue
-        t = threading.Thread(target=fn, args=(self._stop,), name=name, daemon=True); t.start(); self._threads.append(t)
+    self._threads += start_threads(self.workers(), self._stop, skip=() if drive else ("tbox-drive",))
     return self
 
 @patch
@@ -269,52 +274,19 @@ def __enter__(self: TBox):
 @patch
 def __exit__(self: TBox, *exc): self.stop()
 
-# %% ../../nbs/05_sim.tbox.ipynb 18
-from fastcore.script import call_parse, Param, store_true
+# %% ../../nbs/05_sim.tbox.ipynb 31
+from ..system.supervisor import Supervisor
 
-def _cycle(spec: str) -> Cycle | str:
-    p = Path(spec).expanduser()
-    if p.suffix == ".csv" and p.exists(): return Cycle.from_frame(pd.read_csv(p), p.stem, str(p))
-    return spec
+@patch(as_prop=True)
+def waiting(self: TBox) -> int:
+    "Chunks driven but not uploaded yet (they wait while the store cannot be reached)."
+    return len(self._backlog)
 
-@call_parse
-def sim_tbox(tbox: Param("object store the TBox uploads to: a folder, file://PATH, s3://BUCKET or memory://NAME "
-                         "(default: the config's vehicle.cloud.url)", str) = None,
-             endpoint: Param("S3 endpoint URL (default: the config's vehicle.cloud.endpoint)", str) = None,
-             prefix: Param("key prefix (default: the config's vehicle.cloud.prefix)", str) = None,
-             vehicle: Param("vehicle id (default: the config's vehicle.id)", str) = None,
-             cycle: Param("drive cycle name or CSV file", str) = TEST_CYCLE,
-             speedup: Param("time scale: 1 = real time, 10 = ten times faster, inf = as fast as possible", float) = 1.0,
-             duration: Param("stop after this many simulated seconds (default: at the end of the cycle)", float) = None,
-             loop: Param("drive the cycle again and again", store_true) = False,
-             timezone: Param("IANA zone the TBox writes its timestamps in (default: the config's site.timezone)", str) = None,
-             config: Param("tspace config file (default: tspace's res/tspace.toml)", str) = None,
-             seed: Param("seed of the simulated truck's noise", int) = 0):
-    "Run a simulated truck's telematics box: upload signal chunks to object storage and apply the torque requests found there."
-    from tspace.config.core import validate_model
-    from tspace.config.run import load_config
-    from tspace.system.supervisor import Supervisor
-    try:
-        rc = load_config(config)
-        cfg = getattr(rc.vehicle, "cloud", None) or CloudConfig()
-        upd = {k: v for k, v in dict(url=tbox, endpoint=endpoint, prefix=prefix).items() if v is not None}
-        cfg = validate_model(CloudConfig, {**cfg.model_dump(), **upd}, prefix="vehicle.cloud")
-        frame = rc.vehicle.cloud_frame
-        box = TBox.from_config(cfg, vehicle or rc.vehicle.id, cycle=_cycle(cycle), params=rc.vehicle.physics, driver=rc.driver.behaviour, seed=seed, speedup=speedup,
-                               chunk_len=frame.frame_len, sample_hz=frame.sample_hz, timezone=timezone or rc.site.timezone,
-                               loop=loop, duration_s=duration)
-        box.store.create()
-    except (ConfigError, DataError, StorageError, TspaceConnectionError, FileNotFoundError) as e:
-        print(f"tspace sim: {e}", file=sys.stderr); return 2
+def run_tbox(box: TBox) -> int:
+    "Run `box` under a `Supervisor` until the drive ends (the cycle's end or `duration_s`), a thread fails or a signal comes; the exit code."
     sup = Supervisor("tspace-sim-tbox")
     def drive(stop):
         box.drive(stop)
         sup.request_stop("drive finished")
     sup.add_worker("tbox-drive", drive).add_worker("tbox-requests", box.serve)
-    print(f"tspace sim: TBox for {box.vehicle!r} on {box.store.url} under {box.layout.base}/, cycle {box.sim.cycle.name!r}, "
-          f"speedup {speedup:g}", flush=True)
-    code = sup.run()
-    s = box.stats
-    print(f"tspace sim: {s['chunks']} chunk(s) uploaded ({s['partial_chunks']} short, {len(box._backlog)} not uploaded), "
-          f"{s['applied']} request(s) applied, {s['rejected']} rejected", flush=True)
-    return code
+    return sup.run()

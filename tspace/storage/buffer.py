@@ -4,39 +4,27 @@
 
 # %% ../../nbs/04_storage.buffer.ipynb 3
 from __future__ import annotations
-import math, threading, time
+import threading
 from collections import deque
 from typing import Any, Iterable, Literal
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
-from ..system.errors import DataError, StorageError
-from ..system.log import get_logger
+from ..system.errors import DataError, StorageError, check_int, check_number
+from ..system.log import WarningRateLimit, get_logger
+
 
 # %% auto 0
-__all__ = ['log', 'TRANSITION_KEYS', 'as_rng', 'Collector', 'Buffer', 'pad_episodes', 'SequentialBuffer',
-           'RandomReplacementBuffer', 'replace_probability']
+__all__ = ['log', 'TRANSITION_KEYS', 'as_rng', 'Collector', 'Buffer', 'SequentialBuffer', 'RandomReplacementBuffer',
+           'replace_probability', 'pad_episodes']
 
 # %% ../../nbs/04_storage.buffer.ipynb 5
 log = get_logger(__name__)
 
 TRANSITION_KEYS: tuple[str, ...] = ("s", "a", "r", "s2", "terminal")
 "Keys of a transition dict, and of the minibatches `sample` returns."
-
-class _Throttle:
-    "True at most once per `every_s` seconds; callers hold their own lock."
-    def __init__(self, every_s: float = 5.0): self.every_s, self._last = every_s, -math.inf
-    def ready(self) -> bool:
-        now = time.monotonic()
-        if now - self._last < self.every_s: return False
-        self._last = now
-        return True
-
-def _positive_int(v, what: str) -> int:
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise StorageError(f"{what} = {v!r}: expected a positive integer")
-    return int(v)
 
 def as_rng(rng=None) -> np.random.Generator:
     "`rng` as a numpy `Generator`: a Generator is used as is, an int or None seeds a new one."
@@ -45,19 +33,18 @@ def as_rng(rng=None) -> np.random.Generator:
         return np.random.default_rng(rng)
     raise StorageError(f"rng = {rng!r}: expected a numpy Generator, an int seed or None")
 
-# %% ../../nbs/04_storage.buffer.ipynb 7
+# %% ../../nbs/04_storage.buffer.ipynb 8
 class Collector:
     "The inference thread's end of a buffer: a bounded, thread-safe pending queue that drops (and counts) its oldest items."
     def __init__(self, max_pending: int, name: str = "buffer", warn_every_s: float = 5.0):
-        self.max_pending = _positive_int(max_pending, "max_pending")
+        self.max_pending = check_int("max_pending", max_pending, error=StorageError)
         self.name = name
         self._pending: deque = deque()
         self._lock = threading.Lock()
-        self._throttle = _Throttle(warn_every_s)
+        self._drop_warning = WarningRateLimit(warn_every_s)
         self.collected = 0   # items given to `collect`
         self.taken = 0       # items moved out by the buffer's `update`
         self.dropped = 0     # items dropped because the pending queue was full
-        self._dropped_reported = 0
 
     def collect(self, item: Any) -> None:
         "Queue `item` for the buffer; never blocks for long. When `max_pending` items wait already, the oldest is dropped and counted."
@@ -67,9 +54,9 @@ class Collector:
             if len(self._pending) <= self.max_pending: return
             self._pending.popleft()
             self.dropped += 1
-            if not self._throttle.ready(): return
-            new, total = self.dropped - self._dropped_reported, self.dropped
-            self._dropped_reported = total
+            new = self._drop_warning.occurred()
+            if not new: return
+            total = self.dropped
         log.warning("%s collector full (max_pending = %d): dropped %d oldest item(s), %d in total; "
                     "the training thread does not call update() often enough", self.name, self.max_pending, new, total)
 
@@ -89,7 +76,7 @@ class Collector:
         return (f"Collector({self.name!r}, max_pending={self.max_pending}, pending={self.pending}, "
                 f"collected={self.collected}, dropped={self.dropped})")
 
-# %% ../../nbs/04_storage.buffer.ipynb 12
+# %% ../../nbs/04_storage.buffer.ipynb 13
 def _f32(v, what: str) -> np.ndarray:
     try: arr = np.asarray(v, dtype=np.float32)
     except (TypeError, ValueError) as e: raise DataError(f"{what}: not a numeric array ({e})") from e
@@ -125,11 +112,11 @@ def _episode_len(ep: dict, what: str) -> int:
     if wrong or ep["terminal"].ndim != 1: raise DataError(f"{what}: {n} rewards but shapes {wrong or {'terminal': ep['terminal'].shape}}")
     return n
 
-# %% ../../nbs/04_storage.buffer.ipynb 14
+# %% ../../nbs/04_storage.buffer.ipynb 16
 class Buffer:
     "Base of the in-memory buffers: a collector for the inference thread, `update`/`sample` for the training thread."
     def __init__(self, max_size: int, *, items: Literal["transitions", "episodes"] = "transitions", seed=None):
-        self.max_size = _positive_int(max_size, "max_size")
+        self.max_size = check_int("max_size", max_size, error=StorageError)
         if items not in ("transitions", "episodes"):
             raise StorageError(f"items = {items!r}: expected 'transitions' or 'episodes'")
         self.items = items
@@ -141,9 +128,8 @@ class Buffer:
         self._episodes: list[dict[str, np.ndarray]] = []    # episodes: one dict per slot
         self._shapes: dict[str, tuple] | None = None        # per-step shapes fixed by the first item
         self.added = self.evicted = self.discarded = self.invalid = 0
-        self._invalid_throttle = _Throttle()
+        self._invalid_warning = WarningRateLimit()
 
-    # --- the inference thread's end ---
     def acquire_collector(self, max_pending: int | None = None) -> Collector:
         "The collector of this buffer (once); `max_pending` defaults to `max_size`."
         with self._lock:
@@ -158,28 +144,6 @@ class Buffer:
         "The acquired collector, or None."
         return self._collector
 
-    # --- the training thread's end ---
-    def update(self) -> int:
-        "Move every pending item into the buffer; returns how many collected items were taken. Bad items are counted in `invalid` and logged."
-        if self._collector is None: return 0
-        items = self._collector._drain()
-        with self._lock:
-            for item in items:
-                try: self._put_item(item)
-                except DataError as e:
-                    self.invalid += 1
-                    if self._invalid_throttle.ready():
-                        log.warning("%s: collected item not stored (%d invalid so far): %s", type(self).__name__, self.invalid, e)
-        return len(items)
-
-    def add(self, item) -> None:
-        "Store `item` directly (single-threaded use, e.g. filling from a pool); raises `DataError` for a bad item."
-        with self._lock: self._put_item(item)
-
-    def extend(self, items: Iterable) -> None:
-        "`add` each of `items`."
-        for it in items: self.add(it)
-
     def __len__(self) -> int: return self._size
 
     def stats(self) -> dict[str, int]:
@@ -192,7 +156,6 @@ class Buffer:
     def __repr__(self):
         return f"{type(self).__name__}({self._size}/{self.max_size} {self.items})"
 
-    # --- storage ---
     def _slot(self) -> int | None:
         "Index where the next unit goes, or None to discard it; updates `_size`/`evicted`/`discarded`."
         raise NotImplementedError
@@ -201,118 +164,7 @@ class Buffer:
         "Slot indices of the stored units, in the policy's order (oldest first for FIFO)."
         return np.arange(self._size)
 
-    def _put_item(self, item) -> None:
-        what = f"{type(self).__name__} item"
-        if isinstance(item, pd.DataFrame): arrs = _from_records(item, what)
-        elif isinstance(item, dict): arrs = _from_dict(item, what)
-        else: raise DataError(f"{what}: got {type(item).__name__}; expected a transition dict, an episode dict or a record DataFrame")
-        is_episode = arrs["r"].ndim == 1
-        if self.items == "episodes":
-            if not is_episode: raise DataError(f"{what}: a single transition (scalar r) given to an episodes buffer")
-            _episode_len(arrs, what)
-            self._check_shapes({k: v.shape[1:] for k, v in arrs.items()}, what)
-            self._store(arrs)
-        elif is_episode:
-            n = _episode_len(arrs, what)
-            self._check_shapes({k: v.shape[1:] for k, v in arrs.items()}, what)
-            for i in range(n): self._store({k: v[i] for k, v in arrs.items()})
-        else:
-            if arrs["r"].ndim or arrs["terminal"].ndim:
-                raise DataError(f"{what}: r and terminal must be scalars (got shapes {arrs['r'].shape}, {arrs['terminal'].shape})")
-            self._check_shapes({k: v.shape for k, v in arrs.items()}, what)
-            self._store(arrs)
-
-    def _check_shapes(self, shapes: dict, what: str) -> None:
-        if self._shapes is None: self._shapes = shapes; return
-        wrong = {k: f"{shapes[k]} instead of {self._shapes[k]}" for k in TRANSITION_KEYS if shapes[k] != self._shapes[k]}
-        if wrong: raise DataError(f"{what}: per-step shapes differ from the stored ones: {wrong}")
-
-    def _store(self, unit: dict) -> None:
-        self.added += 1
-        i = self._slot()
-        if i is None: return
-        if self.items == "episodes":
-            if i == len(self._episodes): self._episodes.append(unit)
-            else: self._episodes[i] = unit
-            return
-        if self._arrays is None:
-            self._arrays = {k: np.zeros((self.max_size, *v.shape), np.float32) for k, v in unit.items()}
-        for k, v in unit.items(): self._arrays[k][i] = v
-
-    # --- reading ---
-    def transitions(self) -> dict[str, np.ndarray]:
-        "All stored transitions as arrays (copies), in `order()`."
-        self._need("transitions", "transitions")
-        with self._lock:
-            if self._arrays is None: return {k: np.zeros((0,), np.float32) for k in TRANSITION_KEYS}
-            o = self.order()
-            return {k: v[o] for k, v in self._arrays.items()}
-
-    def episodes(self) -> list[dict[str, np.ndarray]]:
-        "The stored episodes (dicts of stacked arrays), in `order()`."
-        self._need("episodes", "episodes")
-        with self._lock: return [self._episodes[i] for i in self.order()]
-
-    def _need(self, kind: str, call: str) -> None:
-        if self.items != kind:
-            raise StorageError(f"{type(self).__name__}.{call}: this buffer holds {self.items}; "
-                               f"create it with items={kind!r} for {kind}")
-
-    def _check_sample(self, batch_size) -> int:
-        b = _positive_int(batch_size, "batch_size")
-        if self._size == 0: raise StorageError(f"{type(self).__name__}: cannot sample from an empty buffer (call update() first?)")
-        return b
-
-    def sample(self, batch_size: int, rng=None) -> dict[str, np.ndarray]:
-        "A uniform minibatch of transitions (with replacement): float32 arrays s, a, r, s2, terminal with leading axis `batch_size`."
-        g = self._rng if rng is None else as_rng(rng)
-        with self._lock:
-            b = self._check_sample(batch_size)
-            if self.items == "transitions":
-                idx = g.integers(0, self._size, b)
-                return {k: self._arrays[k][idx] for k in TRANSITION_KEYS}
-            # an episodes buffer: uniform over all stored steps, i.e. episodes weighted by length
-            eps = self._episodes[:self._size]
-            lengths = np.fromiter((len(e["r"]) for e in eps), np.int64, len(eps))
-            ends = np.cumsum(lengths)
-            u = g.integers(0, ends[-1], b)
-            which = np.searchsorted(ends, u, side="right")
-            steps = u - (ends[which] - lengths[which])
-            return {k: np.stack([eps[e][k][t] for e, t in zip(which, steps)]) for k in TRANSITION_KEYS}
-
-    def sample_episodes(self, batch_size: int, rng=None, max_len: int | None = None) -> dict[str, np.ndarray]:
-        "`batch_size` episodes (uniform, with replacement), zero-padded to the longest: s `(B, T, ...)`, ..., mask `(B, T)`, length `(B,)`."
-        self._need("episodes", "sample_episodes")
-        g = self._rng if rng is None else as_rng(rng)
-        cap = None if max_len is None else _positive_int(max_len, "max_len")
-        with self._lock:
-            b = self._check_sample(batch_size)
-            picked = [self._episodes[i] for i in g.integers(0, self._size, b)]
-        return pad_episodes(picked, max_len=cap, rng=g)
-
-# %% ../../nbs/04_storage.buffer.ipynb 16
-def pad_episodes(episodes: list[dict], max_len: int | None = None, rng=None) -> dict[str, np.ndarray]:
-    "Stack episode dicts into zero-padded arrays with `mask` (float32, 1 on real steps) and `length` (int64)."
-    if not episodes: raise StorageError("pad_episodes: no episodes given")
-    g = as_rng(rng)
-    windows = []
-    for ep in episodes:
-        n = len(ep["r"])
-        if max_len is not None and n > max_len:
-            t0 = int(g.integers(0, n - max_len + 1))
-            ep, n = {k: v[t0:t0 + max_len] for k, v in ep.items()}, max_len
-        windows.append((ep, n))
-    T = max(n for _, n in windows)
-    out = {k: np.zeros((len(windows), T, *windows[0][0][k].shape[1:]), np.float32) for k in TRANSITION_KEYS}
-    mask = np.zeros((len(windows), T), np.float32)
-    for i, (ep, n) in enumerate(windows):
-        for k in TRANSITION_KEYS: out[k][i, :n] = ep[k]
-        mask[i, :n] = 1.0
-    out["mask"] = mask
-    out["length"] = np.array([n for _, n in windows], np.int64)
-    return out
-
-# %% ../../nbs/04_storage.buffer.ipynb 18
+# %% ../../nbs/04_storage.buffer.ipynb 19
 class SequentialBuffer(Buffer):
     "FIFO buffer of at most `max_size` items: when full, a new item evicts the oldest."
     def __init__(self, max_size: int, *, items: Literal["transitions", "episodes"] = "transitions", seed=None):
@@ -358,21 +210,162 @@ class RandomReplacementBuffer(Buffer):
 def replace_probability(max_size: int, replace_prob: float | None = None,
                         expected_survival_length: float | None = None) -> float:
     "The replace probability in (0, 1], given directly or as `max_size / expected_survival_length`; anything else raises `StorageError`."
-    def _num(v, what):
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
-            raise StorageError(f"{what} = {v!r}: expected a finite number")
-        return float(v)
     if replace_prob is not None and expected_survival_length is not None:
         raise StorageError(f"replace_prob = {replace_prob!r} and expected_survival_length = {expected_survival_length!r}: "
                            "give one of them, not both")
     if expected_survival_length is not None:
-        L = _num(expected_survival_length, "expected_survival_length")
-        if L <= 0: raise StorageError(f"expected_survival_length = {expected_survival_length!r}: expected a positive number of items")
+        L = check_number("expected_survival_length", expected_survival_length, gt=0, error=StorageError,
+                         expected="a positive number of items")
         p = max_size / L
         if p > 1: raise StorageError(f"expected_survival_length = {expected_survival_length!r} with max_size = {max_size} "
                                      f"needs replace_prob = {p:g} > 1; it must be at least max_size")
         return p
     if replace_prob is None: return 1.0
-    p = _num(replace_prob, "replace_prob")
-    if not 0 < p <= 1: raise StorageError(f"replace_prob = {replace_prob!r}: expected a probability in (0, 1] (0 would never store anything new)")
-    return p
+    return check_number("replace_prob", replace_prob, gt=0, le=1, error=StorageError,
+                        expected="a probability in (0, 1] (0 would never store anything new)")
+
+# %% ../../nbs/04_storage.buffer.ipynb 23
+@patch
+def _put_item(self: Buffer, item) -> None:
+    what = f"{type(self).__name__} item"
+    if isinstance(item, pd.DataFrame): arrs = _from_records(item, what)
+    elif isinstance(item, dict): arrs = _from_dict(item, what)
+    else: raise DataError(f"{what}: got {type(item).__name__}; expected a transition dict, an episode dict or a record DataFrame")
+    is_episode = arrs["r"].ndim == 1
+    if self.items == "episodes":
+        if not is_episode: raise DataError(f"{what}: a single transition (scalar r) given to an episodes buffer")
+        _episode_len(arrs, what)
+        self._check_shapes({k: v.shape[1:] for k, v in arrs.items()}, what)
+        self._store(arrs)
+    elif is_episode:
+        n = _episode_len(arrs, what)
+        self._check_shapes({k: v.shape[1:] for k, v in arrs.items()}, what)
+        for i in range(n): self._store({k: v[i] for k, v in arrs.items()})
+    else:
+        if arrs["r"].ndim or arrs["terminal"].ndim:
+            raise DataError(f"{what}: r and terminal must be scalars (got shapes {arrs['r'].shape}, {arrs['terminal'].shape})")
+        self._check_shapes({k: v.shape for k, v in arrs.items()}, what)
+        self._store(arrs)
+
+@patch
+def _check_shapes(self: Buffer, shapes: dict, what: str) -> None:
+    if self._shapes is None: self._shapes = shapes; return
+    wrong = {k: f"{shapes[k]} instead of {self._shapes[k]}" for k in TRANSITION_KEYS if shapes[k] != self._shapes[k]}
+    if wrong: raise DataError(f"{what}: per-step shapes differ from the stored ones: {wrong}")
+
+@patch
+def _store(self: Buffer, unit: dict) -> None:
+    self.added += 1
+    i = self._slot()
+    if i is None: return
+    if self.items == "episodes":
+        if i == len(self._episodes): self._episodes.append(unit)
+        else: self._episodes[i] = unit
+        return
+    if self._arrays is None:
+        self._arrays = {k: np.zeros((self.max_size, *v.shape), np.float32) for k, v in unit.items()}
+    for k, v in unit.items(): self._arrays[k][i] = v
+
+# %% ../../nbs/04_storage.buffer.ipynb 26
+@patch
+def update(self: Buffer) -> int:
+    "Move every pending item into the buffer; returns how many collected items were taken. Bad items are counted in `invalid` and logged."
+    if self._collector is None: return 0
+    items = self._collector._drain()
+    with self._lock:
+        for item in items:
+            try: self._put_item(item)
+            except DataError as e:
+                self.invalid += 1
+                if self._invalid_warning.occurred():
+                    log.warning("%s: collected item not stored (%d invalid so far): %s", type(self).__name__, self.invalid, e)
+    return len(items)
+
+@patch
+def add(self: Buffer, item) -> None:
+    "Store `item` directly (single-threaded use, e.g. filling from a pool); raises `DataError` for a bad item."
+    with self._lock: self._put_item(item)
+
+@patch
+def extend(self: Buffer, items: Iterable) -> None:
+    "`add` each of `items`."
+    for it in items: self.add(it)
+
+@patch
+def transitions(self: Buffer) -> dict[str, np.ndarray]:
+    "All stored transitions as arrays (copies), in `order()`."
+    self._need("transitions", "transitions")
+    with self._lock:
+        if self._arrays is None: return {k: np.zeros((0,), np.float32) for k in TRANSITION_KEYS}
+        o = self.order()
+        return {k: v[o] for k, v in self._arrays.items()}
+
+@patch
+def episodes(self: Buffer) -> list[dict[str, np.ndarray]]:
+    "The stored episodes (dicts of stacked arrays), in `order()`."
+    self._need("episodes", "episodes")
+    with self._lock: return [self._episodes[i] for i in self.order()]
+
+@patch
+def _need(self: Buffer, kind: str, call: str) -> None:
+    if self.items != kind:
+        raise StorageError(f"{type(self).__name__}.{call}: this buffer holds {self.items}; "
+                           f"create it with items={kind!r} for {kind}")
+
+# %% ../../nbs/04_storage.buffer.ipynb 34
+def pad_episodes(episodes: list[dict], max_len: int | None = None, rng=None) -> dict[str, np.ndarray]:
+    "Stack episode dicts into zero-padded arrays with `mask` (float32, 1 on real steps) and `length` (int64)."
+    if not episodes: raise StorageError("pad_episodes: no episodes given")
+    g = as_rng(rng)
+    windows = []
+    for ep in episodes:
+        n = len(ep["r"])
+        if max_len is not None and n > max_len:
+            t0 = int(g.integers(0, n - max_len + 1))
+            ep, n = {k: v[t0:t0 + max_len] for k, v in ep.items()}, max_len
+        windows.append((ep, n))
+    T = max(n for _, n in windows)
+    out = {k: np.zeros((len(windows), T, *windows[0][0][k].shape[1:]), np.float32) for k in TRANSITION_KEYS}
+    mask = np.zeros((len(windows), T), np.float32)
+    for i, (ep, n) in enumerate(windows):
+        for k in TRANSITION_KEYS: out[k][i, :n] = ep[k]
+        mask[i, :n] = 1.0
+    out["mask"] = mask
+    out["length"] = np.array([n for _, n in windows], np.int64)
+    return out
+
+# %% ../../nbs/04_storage.buffer.ipynb 40
+@patch
+def _check_sample(self: Buffer, batch_size) -> int:
+    b = check_int("batch_size", batch_size, error=StorageError)
+    if self._size == 0: raise StorageError(f"{type(self).__name__}: cannot sample from an empty buffer (call update() first?)")
+    return b
+
+@patch
+def sample(self: Buffer, batch_size: int, rng=None) -> dict[str, np.ndarray]:
+    "A uniform minibatch of transitions (with replacement): float32 arrays s, a, r, s2, terminal with leading axis `batch_size`."
+    g = self._rng if rng is None else as_rng(rng)
+    with self._lock:
+        b = self._check_sample(batch_size)
+        if self.items == "transitions":
+            idx = g.integers(0, self._size, b)
+            return {k: self._arrays[k][idx] for k in TRANSITION_KEYS}
+        # an episodes buffer: uniform over all stored steps, i.e. episodes weighted by length
+        eps = self._episodes[:self._size]
+        lengths = np.fromiter((len(e["r"]) for e in eps), np.int64, len(eps))
+        ends = np.cumsum(lengths)
+        u = g.integers(0, ends[-1], b)
+        which = np.searchsorted(ends, u, side="right")
+        steps = u - (ends[which] - lengths[which])
+        return {k: np.stack([eps[e][k][t] for e, t in zip(which, steps)]) for k in TRANSITION_KEYS}
+
+@patch
+def sample_episodes(self: Buffer, batch_size: int, rng=None, max_len: int | None = None) -> dict[str, np.ndarray]:
+    "`batch_size` episodes (uniform, with replacement), zero-padded to the longest: s `(B, T, ...)`, ..., mask `(B, T)`, length `(B,)`."
+    self._need("episodes", "sample_episodes")
+    g = self._rng if rng is None else as_rng(rng)
+    cap = check_int("max_len", max_len, error=StorageError, none_ok=True)
+    with self._lock:
+        b = self._check_sample(batch_size)
+        picked = [self._episodes[i] for i in g.integers(0, self._size, b)]
+    return pad_episodes(picked, max_len=cap, rng=g)

@@ -4,10 +4,11 @@
 
 # %% ../../nbs/00_system.errors.ipynb 3
 from __future__ import annotations
+import math, numbers
 
 # %% auto 0
 __all__ = ['TspaceError', 'ConfigError', 'DataError', 'NaiveTimestampError', 'TspaceConnectionError', 'DecodeError', 'FlashError',
-           'StorageError', 'AgentError', 'SupervisorError']
+           'StorageError', 'AgentError', 'SupervisorError', 'check_int', 'check_number']
 
 # %% ../../nbs/00_system.errors.ipynb 4
 class TspaceError(Exception):
@@ -48,3 +49,35 @@ class AgentError(TspaceError, ValueError):
 
 class SupervisorError(TspaceError, RuntimeError):
     "A supervised worker failed or did not stop within its time limit."
+
+# %% ../../nbs/00_system.errors.ipynb 11
+def check_int(name: str, value, minimum: int = 1, *, maximum: int | None = None, error: type[Exception] = ConfigError,
+              expected: str | None = None, none_ok: bool = False) -> int | None:
+    "`value` as an `int` if it is an integer (numpy's too, never a bool) in [`minimum`, `maximum`]; else `error` naming `name` and `value`."
+    if value is None and none_ok: return None
+    if (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum
+            or (maximum is not None and value > maximum)):
+        if expected is None:
+            expected = (f"an integer in [{minimum}, {maximum}]" if maximum is not None
+                        else "a positive integer" if minimum == 1 else f"an integer >= {minimum}")
+            if none_ok: expected += " or None"
+        raise error(f"{name} = {value!r}: expected {expected}")
+    return int(value)
+
+# %% ../../nbs/00_system.errors.ipynb 13
+def check_number(name: str, value, *, gt: float | None = None, ge: float | None = None, lt: float | None = None,
+                 le: float | None = None, finite: bool = True, error: type[Exception] = ConfigError,
+                 expected: str | None = None, none_ok: bool = False) -> float | None:
+    "`value` as a `float` if it is a real number (never a bool or NaN), finite unless `finite=False`, within the bounds given; else `error` naming `name` and `value`."
+    if value is None and none_ok: return None
+    bounds = {">": gt, ">=": ge, "<": lt, "<=": le}
+    ok = (not isinstance(value, bool) and isinstance(value, numbers.Real) and not math.isnan(value)
+          and (finite is False or math.isfinite(value))
+          and (gt is None or value > gt) and (ge is None or value >= ge)
+          and (lt is None or value < lt) and (le is None or value <= le))
+    if not ok:
+        if expected is None:
+            limits = " and ".join(f"{op} {b:g}" for op, b in bounds.items() if b is not None)
+            expected = " ".join(filter(None, ["a finite number" if finite else "a number", limits, "or None" if none_ok else ""]))
+        raise error(f"{name} = {value!r}: expected {expected}")
+    return float(value)

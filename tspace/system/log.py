@@ -4,14 +4,17 @@
 
 # %% ../../nbs/00_system.log.ipynb 3
 from __future__ import annotations
-import json, logging, sys
+import json, logging, math, sys, time
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 # %% auto 0
-__all__ = ['ROOT_LOGGER', 'CONSOLE_FORMAT', 'get_logger', 'JsonLinesFormatter', 'setup_logging']
+__all__ = ['ROOT_LOGGER', 'CONSOLE_FORMAT', 'get_logger', 'JsonLinesFormatter', 'setup_logging', 'WarningRateLimit',
+           'ProblemCounter']
 
-# %% ../../nbs/00_system.log.ipynb 4
+# %% ../../nbs/00_system.log.ipynb 5
 ROOT_LOGGER = "tspace"
 
 def get_logger(name: str) -> logging.Logger:
@@ -19,7 +22,7 @@ def get_logger(name: str) -> logging.Logger:
     if name != ROOT_LOGGER and not name.startswith(ROOT_LOGGER + "."): name = f"{ROOT_LOGGER}.{name}"
     return logging.getLogger(name)
 
-# %% ../../nbs/00_system.log.ipynb 5
+# %% ../../nbs/00_system.log.ipynb 7
 class JsonLinesFormatter(logging.Formatter):
     "Formats each record as one JSON object: UTC time, level, logger, thread, message, and traceback when present."
     def format(self, record: logging.LogRecord) -> str:
@@ -30,7 +33,7 @@ class JsonLinesFormatter(logging.Formatter):
         if record.stack_info: doc["stack"] = self.formatStack(record.stack_info)
         return json.dumps(doc, ensure_ascii=False)
 
-# %% ../../nbs/00_system.log.ipynb 6
+# %% ../../nbs/00_system.log.ipynb 9
 CONSOLE_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(threadName)s] %(message)s"
 
 def setup_logging(level: str | int = "INFO", json_file: str | Path | None = None, console: bool = True,
@@ -52,3 +55,33 @@ def setup_logging(level: str | int = "INFO", json_file: str | Path | None = None
         fh._tspace = True
         root.addHandler(fh)
     return root
+
+# %% ../../nbs/00_system.log.ipynb 14
+class WarningRateLimit:
+    "Lets one repeated warning out at most once per `every_s` seconds, with the number of occurrences it stands for."
+    def __init__(self, every_s: float = 5.0, clock: Callable[[], float] = time.monotonic):
+        self.every_s, self._clock = float(every_s), clock
+        self._last, self._unreported = -math.inf, 0
+
+    def occurred(self, n: int = 1) -> int:
+        "Count `n` occurrences; if a warning is due, return the occurrences since the last one (>= 1), else 0."
+        self._unreported += n
+        now = self._clock()
+        if now - self._last < self.every_s: return 0
+        self._last, due = now, self._unreported
+        self._unreported = 0
+        return due
+
+# %% ../../nbs/00_system.log.ipynb 16
+class ProblemCounter:
+    "Counts each kind of problem in `stats` and logs a warning at its 1st, 10th, 100th, ... occurrence."
+    def __init__(self, logger: logging.Logger, stats: Counter | None = None):
+        self.log = logger
+        self.stats = stats if stats is not None else Counter()
+
+    def __call__(self, kind: str, msg: str, n: int = 1) -> None:
+        "Count `n` problems of `kind`; log `msg` when their number reaches the next power of ten."
+        before = self.stats[kind]
+        self.stats[kind] += n
+        if n > 0 and (before == 0 or int(math.log10(before + n)) > int(math.log10(max(before, 1)))):
+            self.log.warning("%s (%d so far): %s", kind, self.stats[kind], msg)

@@ -8,13 +8,15 @@ import signal, sys, threading, time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import SupervisorError
+from fastcore.basics import patch, patch_to
+
+from .errors import SupervisorError, check_number
 from .log import get_logger
 
 # %% auto 0
-__all__ = ['log', 'Supervisor', 'run_and_exit']
+__all__ = ['log', 'Supervisor', 'run_and_exit', 'start_threads']
 
-# %% ../../nbs/00_system.supervisor.ipynb 4
+# %% ../../nbs/00_system.supervisor.ipynb 5
 log = get_logger(__name__)
 
 @dataclass
@@ -29,12 +31,12 @@ class _Worker:
 def _callable_name(fn) -> str:
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
 
-# %% ../../nbs/00_system.supervisor.ipynb 6
+# %% ../../nbs/00_system.supervisor.ipynb 8
 class Supervisor:
     "Owns named worker threads: starts them, propagates their failures, stops them gracefully and runs flush callbacks."
     def __init__(self, name: str = "tspace", stop_timeout: float = 5.0, poll: float = 0.05):
-        if not stop_timeout >= 0: raise SupervisorError(f"stop_timeout must be >= 0 seconds, got {stop_timeout!r}")
-        if not poll > 0: raise SupervisorError(f"poll must be > 0 seconds, got {poll!r}")
+        check_number("stop_timeout", stop_timeout, ge=0, finite=False, error=SupervisorError, expected="seconds >= 0")
+        check_number("poll", poll, gt=0, error=SupervisorError, expected="seconds > 0")
         self.name, self.stop_timeout, self.poll = name, float(stop_timeout), float(poll)
         self._workers: dict[str, _Worker] = {}
         self._flushes: list[Callable[[], Any]] = []
@@ -52,35 +54,8 @@ class Supervisor:
         self._started = False
 
     def __repr__(self):
-        return (f"Supervisor({self.name!r}, workers={list(self._workers)}, stopping={self.stopping}, "
-                f"failures={len(self._failures)})")
-
-    # --- registration -------------------------------------------------------------------------
-    def add_worker(self, name: str, fn: Callable, /, *args, **kwargs) -> Supervisor:
-        "Run `fn(stop_event, *args, **kwargs)` in a thread called `name`; `fn` must return soon after `stop_event` is set."
-        if self._started: raise SupervisorError(f"cannot add worker {name!r}: supervisor {self.name!r} is already running")
-        if not isinstance(name, str) or not name: raise SupervisorError(f"worker name must be a non-empty string, got {name!r}")
-        if name in self._workers: raise SupervisorError(f"worker name {name!r} is already taken")
-        if not callable(fn): raise SupervisorError(f"worker {name!r}: fn must be callable, got {fn!r}")
-        self._workers[name] = _Worker(name, fn, args, kwargs)
-        return self
-
-    def add_loop(self, name: str, step: Callable[[], Any], *, interval: float = 0.0) -> Supervisor:
-        "Call `step()` (one unit of work) repeatedly in a thread called `name` until stop; wait `interval` s between calls."
-        if not callable(step): raise SupervisorError(f"loop {name!r}: step must be callable, got {step!r}")
-        if not interval >= 0: raise SupervisorError(f"loop {name!r}: interval must be >= 0 seconds, got {interval!r}")
-        def loop(stop: threading.Event):
-            while not stop.is_set():
-                step()
-                if interval: stop.wait(interval)
-        loop.__qualname__ = f"loop({_callable_name(step)})"
-        return self.add_worker(name, loop)
-
-    def on_flush(self, callback: Callable[[], Any]) -> Callable[[], Any]:
-        "Register `callback()` to run after the workers stopped; callbacks run in registration order. Usable as a decorator."
-        if not callable(callback): raise SupervisorError(f"flush callback must be callable, got {callback!r}")
-        self._flushes.append(callback)
-        return callback
+        state = f"workers={list(self._workers)}, stopping={self.stopping}, failures={len(self._failures)}"
+        return f"Supervisor({self.name!r}, {state})"
 
     # --- state --------------------------------------------------------------------------------
     @property
@@ -111,95 +86,141 @@ class Supervisor:
         self._stop.set()
         self._wake.set()
 
-    def handle_signal(self, signum: int, frame=None) -> None:
-        "What the installed SIGINT/SIGTERM handler does: count the signal; the third one raises `KeyboardInterrupt`."
-        self._last_signal = signum
-        self._signals += 1
-        if self._signals >= 3: raise KeyboardInterrupt(f"signal {signum} received three times")
+# %% ../../nbs/00_system.supervisor.ipynb 11
+@patch_to(Supervisor)  # not @patch: nbdev's index cannot read the class from a positional-only `self`
+def add_worker(self, name: str, fn: Callable, /, *args, **kwargs) -> Supervisor:
+    "Run `fn(stop_event, *args, **kwargs)` in a thread called `name`; `fn` must return soon after `stop_event` is set."
+    if self._started: raise SupervisorError(f"cannot add worker {name!r}: supervisor {self.name!r} is already running")
+    if not isinstance(name, str) or not name: raise SupervisorError(f"worker name must be a non-empty string, got {name!r}")
+    if name in self._workers: raise SupervisorError(f"worker name {name!r} is already taken")
+    if not callable(fn): raise SupervisorError(f"worker {name!r}: fn must be callable, got {fn!r}")
+    self._workers[name] = _Worker(name, fn, args, kwargs)
+    return self
 
-    def _check_signals(self):
-        "In the main thread: act on the signals the handler counted since the last check."
-        n, seen = self._signals, self._handled
-        if n > seen:
-            try: sname = signal.Signals(self._last_signal).name
-            except ValueError: sname = str(self._last_signal)
-            if seen == 0: self.request_stop(f"signal {sname}")
-            if n >= 2 and seen < 2: log.warning("%s: second signal (%s): not waiting any longer for workers", self.name, sname)
-            self._handled = n
+@patch
+def add_loop(self: Supervisor, name: str, step: Callable[[], Any], *, interval: float = 0.0) -> Supervisor:
+    "Call `step()` (one unit of work) repeatedly in a thread called `name` until stop; wait `interval` s between calls."
+    if not callable(step): raise SupervisorError(f"loop {name!r}: step must be callable, got {step!r}")
+    check_number(f"loop {name!r}: interval", interval, ge=0, finite=False, error=SupervisorError, expected="seconds >= 0")
+    def loop(stop: threading.Event):
+        while not stop.is_set():
+            step()
+            if interval: stop.wait(interval)
+    loop.__qualname__ = f"loop({_callable_name(step)})"
+    return self.add_worker(name, loop)
 
-    # --- running ------------------------------------------------------------------------------
-    def _run_worker(self, w: _Worker):
-        try:
-            w.fn(self._stop, *w.args, **w.kwargs)
-            log.debug("worker %r finished", w.name)
-        except BaseException as e:
-            log.exception("worker %r failed: %s: %s", w.name, type(e).__name__, e)
-            self._fail(w.name, e)
-            self.request_stop(f"worker {w.name!r} failed")
-        finally:
-            w.done = True
-            self._wake.set()
+@patch
+def on_flush(self: Supervisor, callback: Callable[[], Any]) -> Callable[[], Any]:
+    "Register `callback()` to run after the workers stopped; callbacks run in registration order. Usable as a decorator."
+    if not callable(callback): raise SupervisorError(f"flush callback must be callable, got {callback!r}")
+    self._flushes.append(callback)
+    return callback
 
-    def _install_signals(self) -> dict:
-        if threading.current_thread() is not threading.main_thread():
-            log.debug("%s: not in the main thread, signal handlers not installed", self.name)
-            return {}
-        prev = {}
-        for s in (signal.SIGINT, signal.SIGTERM):
-            prev[s] = signal.getsignal(s)
-            signal.signal(s, self.handle_signal)
-        return prev
+# %% ../../nbs/00_system.supervisor.ipynb 14
+@patch
+def handle_signal(self: Supervisor, signum: int, frame=None) -> None:
+    "What the installed SIGINT/SIGTERM handler does: count the signal; the third one raises `KeyboardInterrupt`."
+    self._last_signal = signum
+    self._signals += 1
+    if self._signals >= 3: raise KeyboardInterrupt(f"signal {signum} received three times")
 
-    def _wait(self, until_stop: bool, deadline: float | None = None):
-        "Wait until all workers are done, or (if `until_stop`) a stop is requested, or `deadline` passes, or a second signal."
-        while True:
-            self._wake.clear()
-            self._check_signals()
-            if all(w.done for w in self._workers.values()): return
-            if until_stop and self._stop.is_set(): return
-            if not until_stop and self._signals >= 2: return
-            left = self.poll if deadline is None else min(self.poll, deadline - time.monotonic())
-            if left <= 0: return
-            self._wake.wait(left)
+@patch
+def _check_signals(self: Supervisor):
+    "In the main thread: act on the signals the handler counted since the last check."
+    n, seen = self._signals, self._handled
+    if n > seen:
+        try: sname = signal.Signals(self._last_signal).name
+        except ValueError: sname = str(self._last_signal)
+        if seen == 0: self.request_stop(f"signal {sname}")
+        if n >= 2 and seen < 2: log.warning("%s: second signal (%s): not waiting any longer for workers", self.name, sname)
+        self._handled = n
 
-    def _flush(self):
-        for cb in self._flushes:
-            name = _callable_name(cb)
-            try: cb()
-            except Exception as e:
-                log.exception("%s: flush callback %s failed: %s: %s", self.name, name, type(e).__name__, e)
-                self._fail(f"flush {name}", e)
+@patch
+def _install_signals(self: Supervisor) -> dict:
+    if threading.current_thread() is not threading.main_thread():
+        log.debug("%s: not in the main thread, signal handlers not installed", self.name)
+        return {}
+    prev = {}
+    for s in (signal.SIGINT, signal.SIGTERM):
+        prev[s] = signal.getsignal(s)
+        signal.signal(s, self.handle_signal)
+    return prev
 
-    def run(self, install_signals: bool = True) -> int:
-        "Start the workers, wait for them (or a stop, a failure, a signal), stop them, flush; return the exit code (0 or 1)."
-        if self._started: raise SupervisorError(f"supervisor {self.name!r} has already run; create a new one")
-        self._started = True
-        prev = self._install_signals() if install_signals else {}
-        try:
-            log.info("%s: starting %d worker(s): %s", self.name, len(self._workers), ", ".join(self._workers) or "-")
-            for w in self._workers.values():
-                w.thread = threading.Thread(target=self._run_worker, args=(w,), name=w.name, daemon=True)
-                w.thread.start()
-            try: self._wait(until_stop=True)
-            except KeyboardInterrupt: self.request_stop("KeyboardInterrupt")  # default SIGINT handler, e.g. in Jupyter
-            self.request_stop("all workers finished")  # no-op if a stop was already requested
-            self._wait(until_stop=False, deadline=self._stop_time + self.stop_timeout)
-            self.not_stopped = [w.name for w in self._workers.values() if not w.done]
-            for w in self._workers.values():
-                if w.done: w.thread.join(self.poll)
-            if self.not_stopped:
-                log.error("%s: worker(s) did not stop within %.1f s and were left running: %s",
-                          self.name, self.stop_timeout, ", ".join(self.not_stopped))
-                for n in self.not_stopped:
-                    self._fail(n, SupervisorError(f"worker {n!r} did not stop within {self.stop_timeout} s"))
-            self._flush()
-        finally:
-            for s, h in prev.items(): signal.signal(s, h if h is not None else signal.SIG_DFL)
-        self.exit_code = 1 if self.failures else 0
-        log.info("%s: stopped (%s), exit code %d", self.name, self.stop_reason, self.exit_code)
-        return self.exit_code
+# %% ../../nbs/00_system.supervisor.ipynb 17
+@patch
+def _run_worker(self: Supervisor, w: _Worker):
+    try:
+        w.fn(self._stop, *w.args, **w.kwargs)
+        log.debug("worker %r finished", w.name)
+    except BaseException as e:
+        log.exception("worker %r failed: %s: %s", w.name, type(e).__name__, e)
+        self._fail(w.name, e)
+        self.request_stop(f"worker {w.name!r} failed")
+    finally:
+        w.done = True
+        self._wake.set()
 
-# %% ../../nbs/00_system.supervisor.ipynb 7
+@patch
+def _wait(self: Supervisor, until_stop: bool, deadline: float | None = None):
+    "Wait until all workers are done, or (if `until_stop`) a stop is requested, or `deadline` passes, or a second signal."
+    while True:
+        self._wake.clear()
+        self._check_signals()
+        if all(w.done for w in self._workers.values()): return
+        if until_stop and self._stop.is_set(): return
+        if not until_stop and self._signals >= 2: return
+        left = self.poll if deadline is None else min(self.poll, deadline - time.monotonic())
+        if left <= 0: return
+        self._wake.wait(left)
+
+@patch
+def _flush(self: Supervisor):
+    for cb in self._flushes:
+        name = _callable_name(cb)
+        try: cb()
+        except Exception as e:
+            log.exception("%s: flush callback %s failed: %s: %s", self.name, name, type(e).__name__, e)
+            self._fail(f"flush {name}", e)
+
+# %% ../../nbs/00_system.supervisor.ipynb 20
+@patch
+def run(self: Supervisor, install_signals: bool = True) -> int:
+    "Start the workers, wait for them (or a stop, a failure, a signal), stop them, flush; return the exit code (0 or 1)."
+    if self._started: raise SupervisorError(f"supervisor {self.name!r} has already run; create a new one")
+    self._started = True
+    prev = self._install_signals() if install_signals else {}
+    try:
+        log.info("%s: starting %d worker(s): %s", self.name, len(self._workers), ", ".join(self._workers) or "-")
+        for w in self._workers.values():
+            w.thread = threading.Thread(target=self._run_worker, args=(w,), name=w.name, daemon=True)
+            w.thread.start()
+        try: self._wait(until_stop=True)
+        except KeyboardInterrupt: self.request_stop("KeyboardInterrupt")  # default SIGINT handler, e.g. in Jupyter
+        self.request_stop("all workers finished")  # no-op if a stop was already requested
+        self._wait(until_stop=False, deadline=self._stop_time + self.stop_timeout)
+        self.not_stopped = [w.name for w in self._workers.values() if not w.done]
+        for w in self._workers.values():
+            if w.done: w.thread.join(self.poll)
+        if self.not_stopped:
+            log.error("%s: worker(s) did not stop within %.1f s and were left running: %s",
+                      self.name, self.stop_timeout, ", ".join(self.not_stopped))
+            for n in self.not_stopped:
+                self._fail(n, SupervisorError(f"worker {n!r} did not stop within {self.stop_timeout} s"))
+        self._flush()
+    finally:
+        for s, h in prev.items(): signal.signal(s, h if h is not None else signal.SIG_DFL)
+    self.exit_code = 1 if self.failures else 0
+    log.info("%s: stopped (%s), exit code %d", self.name, self.stop_reason, self.exit_code)
+    return self.exit_code
+
+# %% ../../nbs/00_system.supervisor.ipynb 23
 def run_and_exit(sup: Supervisor, install_signals: bool = True):
     "Run `sup` and exit the process with its exit code: the last line of a supervised program's `__main__`."
     sys.exit(sup.run(install_signals=install_signals))
+
+# %% ../../nbs/00_system.supervisor.ipynb 45
+def start_threads(workers: dict[str, Callable], stop: threading.Event, skip=()) -> list[threading.Thread]:
+    "Start each worker `fn(stop)` of `workers`, except those named in `skip`, in a daemon thread of its name; the started threads."
+    threads = [threading.Thread(target=fn, args=(stop,), name=name, daemon=True) for name, fn in workers.items() if name not in skip]
+    for t in threads: t.start()
+    return threads

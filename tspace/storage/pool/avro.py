@@ -4,7 +4,6 @@
 
 # %% ../../../nbs/04_storage.pool.avro.ipynb 3
 from __future__ import annotations
-import io
 from typing import Iterator
 
 import numpy as np
@@ -14,6 +13,7 @@ import pyarrow as pa
 from ...system.errors import DataError, StorageError, TspaceError
 from ...system.log import get_logger
 from ...data.core import ObservationMeta, records_from_arrays, episode_arrays
+from ...data.time import ensure_aware_index, from_epoch
 from ...data.codec import records_from_arrow, records_to_arrow
 from .base import Pool, Selection, Folder, file_name, utc_day
 
@@ -48,13 +48,13 @@ def avro_schema(meta: ObservationMeta) -> dict:
                        {"name": "episode_start", "type": _TS, "doc": "start of the episode, UTC"},
                        {"name": "steps", "type": {"type": "array", "items": step}}]}
 
-# %% ../../../nbs/04_storage.pool.avro.ipynb 7
+# %% ../../../nbs/04_storage.pool.avro.ipynb 9
 def _us(idx) -> np.ndarray: return pd.DatetimeIndex(idx).tz_convert("UTC").as_unit("us").asi8
 
-def _times(values) -> pd.DatetimeIndex:
-    "UTC times from Avro `timestamp-micros` values: ints (as written) or aware datetimes (as fastavro reads them)."
-    return pd.DatetimeIndex([pd.Timestamp(v, unit="us", tz="UTC") if isinstance(v, (int, np.integer)) else pd.Timestamp(v)
-                             for v in values]).tz_convert("UTC")
+def _avro_times(values) -> pd.DatetimeIndex:
+    "UTC times of Avro `timestamp-micros` values: ints (as `avro_episodes` writes them) or aware datetimes (as fastavro reads them)."
+    if all(isinstance(v, (int, np.integer)) for v in values): return from_epoch(np.asarray(values, np.int64), "us")
+    return ensure_aware_index(values, what="avro timestamp").tz_convert("UTC")
 
 def avro_episodes(records: pd.DataFrame, meta: ObservationMeta) -> list[dict]:
     "Avro episode records (one per episode start, steps in time order) of a record DataFrame of one vehicle and driver."
@@ -81,8 +81,8 @@ def records_from_avro(episodes: list[dict], meta: ObservationMeta) -> pd.DataFra
             raise DataError(f"avro episode of {ep['vehicle']!r}/{ep['driver']!r}, but meta says {meta.vehicle!r}/{meta.driver!r}")
     frames = lambda key: np.asarray([[s[key][n] for n in names] for _, s in steps], np.float32).transpose(0, 2, 1)
     return records_from_arrays(
-        meta, timestamp=_times([s["timestamp"] for _, s in steps]),
-        episode_start=_times([ep["episode_start"] for ep, _ in steps]),
+        meta, timestamp=_avro_times([s["timestamp"] for _, s in steps]),
+        episode_start=_avro_times([ep["episode_start"] for ep, _ in steps]),
         step=np.array([s["step"] for _, s in steps], np.int64), state=frames("state"),
         action=np.asarray([s["action"] for _, s in steps], np.float32), reward=np.array([s["reward"] for _, s in steps], np.float32),
         next_state=frames("next_state"), terminal=np.array([s["terminal"] for _, s in steps], bool))
@@ -93,7 +93,7 @@ def _empty(meta: ObservationMeta) -> pd.DataFrame:
                                step=np.zeros(0, np.int64), state=z(meta.state.shape), action=z(meta.action.shape),
                                reward=np.zeros(0, np.float32), next_state=z(meta.state.shape), terminal=np.zeros(0, bool))
 
-# %% ../../../nbs/04_storage.pool.avro.ipynb 9
+# %% ../../../nbs/04_storage.pool.avro.ipynb 15
 class AvroPool(Pool):
     "Episodes as Avro records in container files, Hive-partitioned by vehicle, driver and UTC date, at a folder or fsspec URL."
     def __init__(self, url, meta: ObservationMeta | None = None, *, flush_every: int = 64,
@@ -138,7 +138,7 @@ class AvroPool(Pool):
         groups: dict[str, tuple[ObservationMeta, list[dict]]] = {}
         for e in self.folder.files(".avro", sel):
             meta, eps = self.read_file(e.path)
-            if sel.episode_start is not None: eps = [ep for ep in eps if _times([ep["episode_start"]])[0] == sel.episode_start]
+            if sel.episode_start is not None: eps = [ep for ep in eps if _avro_times([ep["episode_start"]])[0] == sel.episode_start]
             groups.setdefault(meta.to_json(), (meta, []))[1].extend(eps)
         for meta, eps in groups.values():
             t = records_to_arrow(records_from_avro(eps, meta), meta)

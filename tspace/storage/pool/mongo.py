@@ -11,17 +11,18 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from fastcore.basics import patch
 
-from ...system.errors import DataError, StorageError, TspaceConnectionError
+from ...system.errors import DataError, StorageError, TspaceConnectionError, check_int
 from ...system.log import get_logger
 from ...data.core import ObservationMeta, records_from_arrays, episode_arrays
 from ...data.codec import records_from_arrow, records_to_arrow
-from .base import Pool, Selection, LIGHT_COLUMNS, TS_TYPE, _us_ceil, check_shapes, _transition_arrays, _pick
+from .base import Pool, Selection, LIGHT_COLUMNS, TS_TYPE, _us_ceil, check_shapes, _transition_arrays, selection
 
 # %% auto 0
 __all__ = ['log', 'episode_id', 'record_documents', 'records_from_documents', 'episode_updates', 'mongo_filter', 'MongoPool']
 
-# %% ../../../nbs/04_storage.pool.mongo.ipynb 5
+# %% ../../../nbs/04_storage.pool.mongo.ipynb 6
 log = get_logger(__name__)
 
 def _us_index(idx) -> np.ndarray: return pd.DatetimeIndex(idx).tz_convert("UTC").as_unit("us").asi8
@@ -59,6 +60,7 @@ def records_from_documents(docs: list[dict], meta: ObservationMeta) -> pd.DataFr
         action=arr("action", meta.action.shape), reward=np.asarray([d["reward"] for d in docs], np.float32),
         next_state=arr("next_state", meta.state.shape), terminal=np.asarray([d["terminal"] for d in docs], bool))
 
+# %% ../../../nbs/04_storage.pool.mongo.ipynb 10
 def episode_updates(records: pd.DataFrame, meta: ObservationMeta) -> list[tuple[dict, dict]]:
     "(filter, update) pairs that upsert the episode documents of `records` (one per episode start)."
     out = []
@@ -85,7 +87,7 @@ def mongo_filter(sel: Selection) -> dict:
     if t: f["t_us"] = t
     return f
 
-# %% ../../../nbs/04_storage.pool.mongo.ipynb 11
+# %% ../../../nbs/04_storage.pool.mongo.ipynb 14
 class MongoPool(Pool):
     "Records in a MongoDB time-series collection, one document per episode alongside; through pymongo."
     def __init__(self, url: str | None, meta: ObservationMeta | None = None, *, database: str = "tspace",
@@ -110,21 +112,6 @@ class MongoPool(Pool):
         self._ready = False
         self._metas: dict[str, ObservationMeta] = {}
 
-    def _errors(self):
-        import pymongo
-        return pymongo.errors.PyMongoError
-
-    def _ensure_collections(self) -> None:
-        if self._ready: return
-        names = set(self.db.list_collection_names())
-        if self._rec_name not in names:
-            if self.timeseries:
-                self.db.create_collection(self._rec_name, timeseries={"timeField": "timestamp", "metaField": "series",
-                                                                      "granularity": "seconds"})
-            else: self.db.create_collection(self._rec_name)
-            self.records.create_index([("series.vehicle", 1), ("series.driver", 1), ("t_us", 1)])
-        self._ready = True
-
     def _write(self, table: pa.Table) -> None:
         records = records_from_arrow(table, self.meta)[0]
         docs = record_documents(records, self.meta)
@@ -135,31 +122,6 @@ class MongoPool(Pool):
         except self._errors() as e:
             raise StorageError(f"{len(docs)} record document(s) were inserted but the episode documents were not updated ({e}); "
                                "a retry stores those records again") from e
-
-    def _meta(self, vehicle: str, driver: str, start_us: int) -> ObservationMeta:
-        key = episode_id(vehicle, driver, start_us)
-        meta = self._metas.get(key)
-        if meta is None:
-            doc = self.episodes_coll.find_one({"_id": key}, {"meta": 1})
-            if doc is None:
-                if self.meta is not None and (vehicle, driver) == (self.meta.vehicle, self.meta.driver): meta = self.meta
-                else: raise StorageError(f"no episode document {key} in {self._ep_name!r}: cannot decode its records")
-            else: meta = ObservationMeta.from_json(json.dumps(doc["meta"]))
-            self._metas[key] = meta
-        return meta
-
-    def _find(self, flt: dict, light: bool) -> list[dict]:
-        proj = {"_id": 0, "t_us": 1, "series": 1, "terminal": 1} if light else {"_id": 0}
-        try: return list(self.records.find(flt, proj).sort("t_us", 1))
-        except self._errors() as e: raise StorageError(f"MongoDB query {flt} failed: {e}") from e
-
-    def _group(self, docs: list[dict]) -> dict[str, tuple[ObservationMeta, list[dict]]]:
-        groups: dict[str, tuple[ObservationMeta, list[dict]]] = {}
-        for d in docs:
-            s = d["series"]
-            meta = self._meta(s["vehicle"], s["driver"], s["episode_start_us"])
-            groups.setdefault(meta.to_json(), (meta, []))[1].append(d)
-        return groups
 
     def _scan(self, sel: Selection, columns) -> Iterator[tuple[ObservationMeta, pa.Table]]:
         light = columns is not None and set(columns) <= set(LIGHT_COLUMNS)
@@ -174,27 +136,76 @@ class MongoPool(Pool):
             else: t = records_to_arrow(records_from_documents(docs, meta), meta)
             yield meta, (t if columns is None else t.select(columns))
 
-    def sample(self, batch_size: int, rng=None, **filters) -> dict[str, np.ndarray]:
-        "A minibatch of stored records drawn by the server's `$sample` (pending records included through the base when the pool is small)."
-        from tspace.storage.pool.base import selection
-        sel = selection(**filters)
-        if self.pending or isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            return super().sample(batch_size, rng, **filters)
-        self._check_open("sample")
-        flt = mongo_filter(sel)
-        try:
-            if self.records.count_documents(flt) <= batch_size: return super().sample(batch_size, rng, **filters)
-            metas = {self._meta(s["vehicle"], s["driver"], s["episode_start_us"]) for s in self.records.distinct("series", flt)}
-            check_shapes({(m.state.shape, m.action.shape) for m in metas}, type(self).__name__)
-            docs = list(self.records.aggregate([{"$match": flt}, {"$sample": {"size": int(batch_size)}}]))
-        except self._errors() as e: raise StorageError(f"MongoDB sample {flt} failed: {e}") from e
-        groups = list(self._group(docs).values())
-        parts = [_transition_arrays(records_from_documents(d, m)) for m, d in groups]
-        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-    def drop(self) -> None:
-        "Delete both collections (tests and clean-up)."
-        self.records.drop(); self.episodes_coll.drop(); self._ready = False; self._metas.clear()
-
     def _close(self) -> None:
         if self._own_client: self.client.close()
+
+# %% ../../../nbs/04_storage.pool.mongo.ipynb 17
+@patch
+def _errors(self: MongoPool):
+    import pymongo
+    return pymongo.errors.PyMongoError
+
+@patch
+def _ensure_collections(self: MongoPool) -> None:
+    if self._ready: return
+    names = set(self.db.list_collection_names())
+    if self._rec_name not in names:
+        if self.timeseries:
+            self.db.create_collection(self._rec_name, timeseries={"timeField": "timestamp", "metaField": "series",
+                                                                  "granularity": "seconds"})
+        else: self.db.create_collection(self._rec_name)
+        self.records.create_index([("series.vehicle", 1), ("series.driver", 1), ("t_us", 1)])
+    self._ready = True
+
+@patch
+def drop(self: MongoPool) -> None:
+    "Delete both collections (tests and clean-up)."
+    self.records.drop(); self.episodes_coll.drop(); self._ready = False; self._metas.clear()
+
+# %% ../../../nbs/04_storage.pool.mongo.ipynb 20
+@patch
+def _meta(self: MongoPool, vehicle: str, driver: str, start_us: int) -> ObservationMeta:
+    key = episode_id(vehicle, driver, start_us)
+    meta = self._metas.get(key)
+    if meta is None:
+        doc = self.episodes_coll.find_one({"_id": key}, {"meta": 1})
+        if doc is None:
+            if self.meta is not None and (vehicle, driver) == (self.meta.vehicle, self.meta.driver): meta = self.meta
+            else: raise StorageError(f"no episode document {key} in {self._ep_name!r}: cannot decode its records")
+        else: meta = ObservationMeta.from_json(json.dumps(doc["meta"]))
+        self._metas[key] = meta
+    return meta
+
+@patch
+def _find(self: MongoPool, flt: dict, light: bool) -> list[dict]:
+    proj = {"_id": 0, "t_us": 1, "series": 1, "terminal": 1} if light else {"_id": 0}
+    try: return list(self.records.find(flt, proj).sort("t_us", 1))
+    except self._errors() as e: raise StorageError(f"MongoDB query {flt} failed: {e}") from e
+
+@patch
+def _group(self: MongoPool, docs: list[dict]) -> dict[str, tuple[ObservationMeta, list[dict]]]:
+    groups: dict[str, tuple[ObservationMeta, list[dict]]] = {}
+    for d in docs:
+        s = d["series"]
+        meta = self._meta(s["vehicle"], s["driver"], s["episode_start_us"])
+        groups.setdefault(meta.to_json(), (meta, []))[1].append(d)
+    return groups
+
+# %% ../../../nbs/04_storage.pool.mongo.ipynb 24
+@patch
+def sample(self: MongoPool, batch_size: int, rng=None, **filters) -> dict[str, np.ndarray]:
+    "A minibatch of stored records drawn by the server's `$sample` (pending records included through the base when the pool is small)."
+    sel = selection(**filters)
+    check_int("batch_size", batch_size, error=StorageError)
+    if self.pending: return Pool.sample(self, batch_size, rng, **filters)
+    self._check_open("sample")
+    flt = mongo_filter(sel)
+    try:
+        if self.records.count_documents(flt) <= batch_size: return Pool.sample(self, batch_size, rng, **filters)
+        metas = {self._meta(s["vehicle"], s["driver"], s["episode_start_us"]) for s in self.records.distinct("series", flt)}
+        check_shapes({(m.state.shape, m.action.shape) for m in metas}, type(self).__name__)
+        docs = list(self.records.aggregate([{"$match": flt}, {"$sample": {"size": int(batch_size)}}]))
+    except self._errors() as e: raise StorageError(f"MongoDB sample {flt} failed: {e}") from e
+    groups = list(self._group(docs).values())
+    parts = [_transition_arrays(records_from_documents(d, m)) for m, d in groups]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
