@@ -27,7 +27,7 @@ def run(interface: Param("vehicle interface: sim (simulated truck on CAN), cloud
         checkpoint: Param("agent checkpoint to start from (or to use with --infer)", str) = None,
         data: Param("pool folder; runs go to DATA/_runs (default: the config's storage.url)", str) = None,
         config: config_option() = None,
-        speedup: speedup_option(f" (default: {_avatar_speedup():g})") = None,
+        speedup: speedup_option(" (default: %g)" % _avatar_speedup()) = None,
         seed: Param("seed of the run (default: the config's seed)", int) = None,
         no_plots: Param("do not write PNG plots", store_true) = False,
         quiet: Param("no progress line on stderr", store_true) = False):
