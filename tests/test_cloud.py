@@ -92,7 +92,8 @@ def exercise(cfg: CloudConfig, vehicle: str):
             assert np.array_equal(rc.read_map(), table)                  # the rejected request changed nothing
         # stopped mid-drive: the TBox keeps uploading; a new interface continues after the stored position
         uploaded = tbox.stats["chunks"]
-        wait_until(lambda: tbox.stats["chunks"] > uploaded, what="a chunk uploaded while no interface reads")
+        wait_until(lambda: tbox.stats["chunks"] > uploaded or tbox.finished.is_set(),
+                   what="a chunk uploaded while no interface reads (or the drive's end)")
         with RemoteCAN.from_vehicle(_vehicle(vehicle), cloud=cfg) as rc2:
             for f in rc2.frames(12 - len(got)):
                 got.append(f.index[0]); frames.append(f)
