@@ -53,15 +53,27 @@ def test_run_end_to_end(tmp_path):
     stock = float(rows[2][head.index("wh_per_km")])
     assert math.isclose(stock, _stock_whkm("triangle", 3 + 10_000), rel_tol=1e-9)
     assert abs(float(rows[2][head.index("change_pct")])) < 1e-6
+    # every map that reached the VCU kept the safety rules: none refused, and the map left behind is safe
+    vcu = summary["vehicle_stats"]["vcu"]
+    assert vcu["writes"] > 0 and vcu["refused_unsafe"] == 0, summary["vehicle_stats"]
+    from tspace.data.core import ActionSpec
+    from tspace.data.torquemap import TorqueMap
+    assert ActionSpec().map_problems(TorqueMap.default().table, np.array(summary["map_after"]), tol_nm=0.05 + 1e-6) == []
     # a loadable checkpoint that acts in the action bounds
     from tspace.agent.dpg import load_agent
     agent = load_agent(rd / "checkpoint")
     a = agent.act(np.zeros((30, 3), np.float32), explore=False)
     assert a.shape == (4, 17) and np.all(np.abs(a) <= 1)
-    for name in ("learning_curve", "energy", "torque_map", "eval_traces"):
+    for name in ("saving", "learning_curve", "torque_change", "eval_traces"):
         png = (rd / "plots" / f"{name}.png").read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000, name
     assert list((rd / "tensorboard").glob("events.out.tfevents.*"))
+    # `tspace report` re-renders the same table and the plots from what the run directory holds
+    again = subprocess.run([TSPACE, "report", str(rd)], capture_output=True, text=True, env=_env(), timeout=60)
+    assert again.returncode == 0, again.stderr[-3000:]
+    table = again.stdout.split("plot: ")[0].strip()
+    assert table and table in r.stdout, (table, r.stdout)
+    assert again.stdout.count("plot: ") == 4 and all(json.loads((rd / f).read_text()) for f in ("history.json", "traces.json"))
     assert "Wh/km" in r.stdout and str(rd / "checkpoint") in r.stdout
     assert time.monotonic() - t0 < 180
 
@@ -115,6 +127,19 @@ def test_failing_worker_stops_the_run_with_exit_1(tmp_path):
     assert r.returncode == 1, r.stderr[-3000:]
     assert "worker 'flash' failed: InjectedFault" in r.stderr
     assert "FAILED flash" in r.stderr
+
+def test_a_plot_that_cannot_be_written_fails_the_run(tmp_path):
+    "Without matplotlib (a package on PYTHONPATH that refuses to import stands in for it) the run ends with `FAILED plots: ...` and exit 1."
+    stub = tmp_path / "no-matplotlib" / "matplotlib"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'matplotlib'\", name='matplotlib')\n")
+    r = subprocess.run(_args(tmp_path, "--episodes", "1", "--speedup", "50"), capture_output=True, text=True, timeout=170,
+                       env=_env({"PYTHONPATH": str(stub.parent)}))
+    assert r.returncode == 1, r.stderr[-3000:]
+    assert "FAILED plots: ModuleNotFoundError: No module named 'matplotlib'" in r.stderr.splitlines()
+    assert "eval agent" in r.stdout                                  # the table is still printed
+    summary = json.loads((_run_dir(tmp_path) / "summary.json").read_text())
+    assert summary["exit_code"] == 1 and "plots" not in summary and summary["failures"] == ["plots: ModuleNotFoundError: No module named 'matplotlib'"]
 
 def test_bad_config_exits_2(tmp_path):
     r = subprocess.run(_args(tmp_path, "--interface", "replay"), capture_output=True, text=True, timeout=120, env=_env())

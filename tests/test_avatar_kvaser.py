@@ -118,7 +118,7 @@ def test_run_on_a_truck_of_its_own(tmp_path, interface):
     from tspace.agent.dpg import load_agent
     a = load_agent(rd / "checkpoint").act(np.zeros((30, 3), np.float32), explore=False)
     assert a.shape == (4, 17) and np.all(np.abs(a) <= 1)
-    assert (rd / "plots" / "energy.png").read_bytes()[:4] == b"\x89PNG"
+    assert (rd / "plots" / "saving.png").read_bytes()[:4] == b"\x89PNG"
     assert "driver" in out and str(rd / "checkpoint") in out
 
 

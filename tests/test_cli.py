@@ -180,3 +180,48 @@ def test_replay_stores_a_recorded_drive_that_tspace_train_learns_from(tmp_path):
     r = subprocess.run([TSPACE, "train", "--data", str(tmp_path / "pool"), "--config", str(cfg), "--updates", "5"],
                        capture_output=True, text=True, env=clean_env(), timeout=120)
     assert r.returncode == 0 and f"learned from {len(recs)} record(s) in 1 episode(s)" in r.stdout, (r.stdout, r.stderr[-2000:])
+
+
+def _hand_written_run_dir(path):
+    "A run directory as `tspace run` leaves it: two drives, a summary with the map after the run, history, traces, stock map."
+    import json
+    import numpy as np, pandas as pd
+    from tspace.data.torquemap import TorqueMap
+    from tspace.report import save_run_data
+    path.mkdir()
+    stock = TorqueMap.default()
+    after = np.array(stock.table)
+    after[3:5] -= 40.0
+    row = {"records": 66, "wall_s": 2.0, "speed_rmse_kmh": 0.5, "stock_rmse_kmh": 0.4, "distance_km": 12.0,
+           "stock_distance_km": 12.0, "reward_wh": -12000.0, "stock_wh_per_km": 1000.0}
+    pd.DataFrame([{**row, "drive": 1, "phase": "train 1", "cycle": "udds", "wh_per_km": 995.0, "change_pct": -0.5},
+                  {**row, "drive": 2, "phase": "eval agent", "cycle": "hwfet", "wh_per_km": 1003.0, "change_pct": 0.3}]
+                 ).to_csv(path / "drives.csv", index=False)
+    (path / "summary.json").write_text(json.dumps({"map_after": after.tolist(), "budget_nm": 250.0}))
+    save_run_data(path, [{"episode": 1, "score": 0.5}], {"eval agent": [[t, 40.0, 41.0, 120.0] for t in range(30)]}, stock)
+    return path
+
+
+def test_report_rerenders_the_table_and_plots_of_a_run_directory(tmp_path):
+    rd = _hand_written_run_dir(tmp_path / "run")
+    r = tspace_cli("report", str(rd))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[1].split() == ["train", "1", "udds", "995.00", "-0.50", "0.50", "12.00", "66"]
+    assert lines[2].split() == ["eval", "agent", "hwfet", "1003.00", "0.30", "0.50", "12.00", "66"]
+    names = ["saving.png", "learning_curve.png", "torque_change.png", "eval_traces.png"]
+    assert [l for l in lines if l.startswith("plot: ")] == [f"plot: {rd / 'plots' / n}" for n in names]
+    for n in names:
+        png = (rd / "plots" / n).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000, n
+    r = tspace_cli("report", str(rd), "--no_plots")
+    assert r.returncode == 0 and "plot:" not in r.stdout and "eval agent" in r.stdout
+
+
+def test_report_of_a_folder_that_is_not_a_run_directory_exits_2(tmp_path):
+    r = tspace_cli("report", str(tmp_path))
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.strip() == (f"tspace report: {str(tmp_path)!r} is not a run directory of `tspace run`: "
+                                "it has no drives.csv and no summary.json")
+    (tmp_path / "drives.csv").write_text("drive\n")
+    assert "it has no summary.json" in tspace_cli("report", str(tmp_path)).stderr

@@ -18,6 +18,10 @@ def pair():
     yield kv, vcu
     kv.stop(); vcu.stop(); vbus.shutdown()
 
+def _lowered(rows, nm):
+    "`rows` lowered by `nm` Nm and kept at the stock torque at zero pedal: a safe map for monotone stock rows."
+    return np.maximum(rows - nm, rows[:, :1])
+
 def _refused(fn, code):
     with pytest.raises(FlashError) as ei: fn()
     assert ei.value.code == code, (ei.value.code, str(ei.value))
@@ -26,7 +30,7 @@ def _refused(fn, code):
 def test_round_trip_changes_the_simulated_truck(pair):
     kv, vcu = pair
     stock = vcu.sim.stock_map.table
-    rows = stock[5:9] - np.linspace(0, 250, 17)              # an only-lower action at full budget on the right
+    rows = np.maximum.accumulate(stock[5:9] - np.linspace(0, 250, 17), axis=1)   # only lower, full budget on the right, monotone
     table = kv.flash_rows(5, rows)
     assert np.abs(table[5:9] - rows).max() <= TORQUE_LSB_NM / 2 + 1e-9
     assert np.abs(vcu.sim.torque_map.table[5:9] - rows).max() <= TORQUE_LSB_NM / 2 + 1e-9
@@ -56,18 +60,40 @@ def test_busy_is_repeated_then_refused(pair):
     stock = vcu.sim.stock_map.table
     kv.client.busy_pause_s = 0.02
     vcu.write_time_s = 0.04                     # programming takes 40 ms: the repeats (after 20 + 40 ms) ride it out
-    kv.flash_rows(0, stock[:1] - 1.0)
-    kv.flash_rows(1, stock[1:2] - 1.0)
+    kv.flash_rows(0, _lowered(stock[:1], 1.0))
+    kv.flash_rows(1, _lowered(stock[1:2], 1.0))
     assert kv.client.stats["busy"] >= 1
     vcu.write_time_s = 5.0                      # far longer than all repeats
-    kv.flash_rows(2, stock[2:3] - 1.0)
-    assert "busyRepeatRequest" in _refused(lambda: kv.flash_rows(3, stock[3:4] - 1.0), 0x21)
+    kv.flash_rows(2, _lowered(stock[2:3], 1.0))
+    assert "busyRepeatRequest" in _refused(lambda: kv.flash_rows(3, _lowered(stock[3:4], 1.0)), 0x21)
 
 def test_timeout_is_retried(pair):
     kv, vcu = pair
     vcu.drop_requests(2)                        # two lost requests, the third gets through
-    kv.flash_rows(4, vcu.sim.stock_map.table[4:5] - 10.0)
+    kv.flash_rows(4, _lowered(vcu.sim.stock_map.table[4:5], 10.0))
     assert kv.client.stats["timeouts"] == 2 and vcu.stats["writes"] == 1
     vcu.drop_requests(3)                        # more than the 2 retries
     with pytest.raises(FlashError, match="no response") as ei: kv.flash_rows(4, vcu.sim.stock_map.table[4:5])
     assert ei.value.code is None
+
+
+def test_unsafe_maps_are_refused_and_named(pair):
+    "The VCU refuses a map that breaks a safety rule with requestOutOfRange and counts it; given the rules, the tester names the rule."
+    from tspace.data.core import ActionSpec
+    kv, vcu = pair
+    stock = vcu.sim.stock_map.table
+    saw = _lowered(stock[5:9], 50.0); saw[1, 8] = saw[1, 7] - 100.0             # torque falls with more pedal
+    regen = _lowered(stock[5:9], 50.0); regen[:, 0] = -250.0                    # regeneration at zero pedal
+    for k, bad in enumerate([saw, regen]):
+        assert "requestOutOfRange" in _refused(lambda: kv.flash_rows(5, bad), 0x31)
+        assert vcu.stats["refused_unsafe"] == k + 1
+    np.testing.assert_array_equal(vcu.sim.torque_map.table, stock)             # nothing was applied
+    spec = ActionSpec()
+    kv.client.map_rules = lambda start, rows: spec.map_problems(stock[start:start + len(rows)], rows, tol_nm=TORQUE_LSB_NM / 2 + 1e-6)
+    msg = _refused(lambda: kv.flash_rows(5, saw), 0x31)
+    assert "break the safety rule(s) monotone" in msg and "torque falls" in msg, msg
+    assert "zero pedal" in _refused(lambda: kv.flash_rows(5, regen), 0x31)
+    assert vcu.stats["refused_unsafe"] == 4
+    safe = spec.apply_safe(stock[5:9], np.tile([-1.0, 0.0], 9)[:17] * np.ones((4, 1)))   # the same saw-tooth, projected
+    kv.flash_rows(5, safe)                                                        # accepted
+    assert vcu.stats["refused_unsafe"] == 4 and vcu.stats["writes"] == 1

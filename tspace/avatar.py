@@ -15,7 +15,7 @@ from .dataflow.pipeline import BlockingQueue, DropOldestQueue
 from .dataflow.vehicle import DEFAULT_SPEEDUP, CloudVehicle, SimVehicle
 from .loop.types import PipelineEnded
 from .loop.vehicle import DriverPipeline, EnvScorer, Policy, VehiclePipeline, drive_score
-from .report import TensorBoardCallback, drive_progress, drives_table, make_plots
+from .report import TensorBoardCallback, drive_progress, drives_table, make_plots, save_run_data
 from .system.errors import ConfigError, check_int, check_number
 from .system.log import get_logger
 
@@ -149,10 +149,10 @@ def build(self: Avatar) -> Avatar:
     self.policy = Policy(self.agent, self.meta.action.shape)
     self.pool_url = str(self.data)
     self.pool = open_pool(cfg.storage.model_copy(update={"url": self.pool_url}), self.meta)
-    progress = drive_progress() if self.show_progress else None
+    self.progress = drive_progress(live=self._live_counts) if self.show_progress else None
     if self.vehicle.drives_cycles:
-        self.pipeline = VehiclePipeline(self.vehicle, self.policy, self.train_cycles, seed=cfg.seed, progress=progress)
-    else: self.pipeline = DriverPipeline(self.vehicle, self.policy, self.meta, progress=progress)
+        self.pipeline = VehiclePipeline(self.vehicle, self.policy, self.train_cycles, seed=cfg.seed, progress=self.progress)
+    else: self.pipeline = DriverPipeline(self.vehicle, self.policy, self.meta, progress=self.progress)
     self.cruncher = Cruncher(self.meta, self.policy, self.pool, flash_queue=self.flash_q, on_episode=self.pipeline.on_episode,
                              confirm_timeout=2.0)
     self.flash = FlashPath(self.interface, self.vehicle.stock, self.meta.action, self.flash_q, self.cruncher.confirm, clock=self.vehicle.clock)
@@ -161,6 +161,10 @@ def build(self: Avatar) -> Avatar:
                "flash": self.flash.run, "loop": self._loop}
     for name, fn in workers.items(): self.supervisor.add_worker(name, self.wrap_worker(name, fn))
     self.supervisor.on_flush(self._on_stop)
+    from tspace.monitor import StatusWriter, run_status
+    self.status = StatusWriter(self.run_dir / "status.json", lambda: run_status(self))   # what `tspace monitor` reads
+    self.supervisor.add_loop("status", self.status.write, interval=0.5)
+    self.supervisor.on_flush(lambda: self.status.finish(lambda: self.supervisor.failures))
     return self
 
 @patch
@@ -193,6 +197,13 @@ def _pump_frames(self: Avatar, stop: threading.Event) -> None:
 
 @patch
 def _crunch(self: Avatar, stop: threading.Event) -> None: self.cruncher.run(stop, self.frames, self.events)
+
+@patch
+def _live_counts(self: Avatar) -> dict:
+    "The run's counters for the progress display: records made, flashes written and superseded; the live Wh/km of a simulated drive."
+    live = {"records": self.cruncher.counts["records"], "flashes": self.flash.stats["written"], "superseded": self.flash.stats["superseded"]}
+    if self.vehicle.drives_cycles: live["wh_per_km"] = self.vehicle.summary()["wh_per_km"]
+    return live
 
 @patch
 def _loop(self: Avatar, stop: threading.Event) -> None:
@@ -247,10 +258,11 @@ def run(self: Avatar) -> int:
     except Exception as e:
         log.exception("writing the report failed: %s", e)
         code = code or 1
-    return code
+    return code or self.exit_code            # `report` sets it when a plot cannot be written
 
 @patch
 def _close(self: Avatar) -> None:
+    if self.progress is not None: self.progress.close()     # the live display ends before the table is printed
     for what, fn in (("vehicle interface", self.interface.stop), *self.vehicle.closers(), ("pool", self.pool.close)):
         try: fn()
         except Exception as e: log.warning("closing the %s: %s: %s", what, type(e).__name__, e)
@@ -265,15 +277,20 @@ def report(self: Avatar) -> None:
     "Print the table and the paths; write drives.csv, summary.json and the plots."
     df = self.drives_frame()
     df.to_csv(self.run_dir / "drives.csv", index=False)
+    history = self.controller.history if self.controller is not None else []
+    save_run_data(self.run_dir, history, self.pipeline.traces, self.vehicle.stock)     # what `tspace report RUN_DIR` re-renders from
     self.result.update(interface=self.cfg.vehicle.interface, vehicle=self.meta.vehicle, state_shape=list(self.meta.state.shape),
                        vehicle_stats={**self.vehicle.stats(), "interface": dict(self.interface.stats)}, run_dir=str(self.run_dir),
                        pool=self.pool_url, cruncher=self.cruncher.stats(), flash=self.flash.stats,
-                       records_stored=int(self.cruncher.counts["records_stored"]), frames_in=self.frames_in, exit_code=self.exit_code)
+                       records_stored=int(self.cruncher.counts["records_stored"]), frames_in=self.frames_in, exit_code=self.exit_code,
+                       budget_nm=self.meta.action.budget_nm)
     if self.plots and not df.empty and self.exit_code == 0 and self.supervisor.stop_reason in ("run finished", "all workers finished"):
-        history = self.controller.history if self.controller is not None else []
         try: self.result["plots"] = [str(p) for p in make_plots(self.run_dir / "plots", df, history, self.vehicle.stock, self.result.get("map_after"),
                                                                 self.meta.action.budget_nm, self.pipeline.traces, self.eval_cycle)]
-        except Exception as e: log.exception("plotting failed: %s", e)
+        except Exception as e:                  # a clear failure at the end of the run: `FAILED plots: ...` and a non-zero exit
+            log.exception("plotting failed: %s", e)
+            self.result["failures"].append(f"plots: {type(e).__name__}: {e}")
+            self.exit_code = self.result["exit_code"] = self.exit_code or 1
     (self.run_dir / "summary.json").write_text(json.dumps(self.result, indent=1, default=str))
     print(drives_table(df))
     print(f"records stored: {self.result['records_stored']}   pool: {self.pool_url}")

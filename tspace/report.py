@@ -4,47 +4,101 @@
 
 # %% ../nbs/10_report.ipynb 3
 from __future__ import annotations
-import math, sys, time
+import json, math, sys, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
 
 # %% auto 0
-__all__ = ['drive_progress', 'drives_table', 'plot_learning_curve', 'plot_energy', 'plot_torque_map', 'plot_eval_traces',
-           'make_plots', 'TensorBoardCallback']
+__all__ = ['PLOT_FILES', 'RUN_FILES', 'PLOT_DATA_FILES', 'DriveProgress', 'drive_progress', 'drives_table', 'saving_pct',
+           'saving_figure', 'learning_curve_figure', 'torque_change_figure', 'eval_traces_figure', 'make_plots',
+           'save_run_data', 'load_run', 'report_run', 'TensorBoardCallback']
 
 # %% ../nbs/10_report.ipynb 5
-def drive_progress(stream=None):
-    "A progress display for drives: `show(label, cycle, t, duration, row=None)`, `label cycle 45% (620/1369 s)`; a finished drive's `row` prints its result."
-    out = stream or sys.stderr
-    state = {"last": -math.inf, "tty": out.isatty(), "pct": -1}
-    def show(label, cycle, t, dur, row=None):
-        if row is not None:
-            vs = f" ({row['change_pct']:+.2f} % vs stock)" if math.isfinite(row["change_pct"]) else ""   # no stock drive of a driven episode
-            rmse = f", RMSE {row['speed_rmse_kmh']:.2f} km/h" if math.isfinite(row["speed_rmse_kmh"]) else ""
-            print(f"\r[{label or row['phase']}] {cycle}: {row['wh_per_km']:.1f} Wh/km{vs}{rmse}, {row['records']} records, "
-                  f"{row['wall_s']:.1f} s" + " " * 10, file=out, flush=True)
-            state["pct"] = -1
-            return
-        now = time.monotonic()
-        if not dur:                              # no known end: a truck driven by a person
-            if now - state["last"] >= (0.2 if state["tty"] else 30.0):
-                state["last"] = now
-                print(f"\r[{label}] {cycle}: episode {t:.0f} s" if state["tty"] else f"[{label}] {cycle}: episode {t:.0f} s",
-                      end="" if state["tty"] else "\n", file=out, flush=True)
-            return
-        pct = int(100 * t / dur)
-        if state["tty"]:
-            if now - state["last"] < 0.2: return
-            state["last"] = now
-            bar = "#" * (pct // 5) + "." * (20 - pct // 5)
-            print(f"\r[{label}] {cycle} [{bar}] {pct:3d}% ({t:.0f}/{dur:.0f} s)", end="", file=out, flush=True)
-        elif pct // 25 > state["pct"]:
-            state["pct"] = pct // 25
-            print(f"[{label}] {cycle} {pct:3d}% ({t:.0f}/{dur:.0f} s)", file=out, flush=True)
-    return show
+def _plain_result(label: str, cycle: str, row: dict, counts: dict) -> str:
+    vs = f" ({row['change_pct']:+.2f} % vs stock)" if math.isfinite(row["change_pct"]) else ""   # no stock drive of a driven episode
+    rmse = f", RMSE {row['speed_rmse_kmh']:.2f} km/h" if math.isfinite(row["speed_rmse_kmh"]) else ""
+    flashes = f", {counts['flashes']} flashes ({counts['superseded']} superseded)" if "flashes" in counts else ""
+    return f"[{label or row['phase']}] {cycle}: {row['wh_per_km']:.1f} Wh/km{vs}{rmse}, {row['records']} records{flashes}, {row['wall_s']:.1f} s"
 
-# %% ../nbs/10_report.ipynb 8
+def _live_text(counts: dict) -> str:
+    "`1012 Wh/km, 5 records, 4 flashes (1 superseded)` of what `counts` holds."
+    parts = [f"{counts['wh_per_km']:.0f} Wh/km"] if math.isfinite(counts.get("wh_per_km", math.nan)) else []
+    if "records" in counts: parts.append(f"{counts['records']} records")
+    if "flashes" in counts: parts.append(f"{counts['flashes']} flashes ({counts['superseded']} superseded)")
+    return ", ".join(parts)
+
+# %% ../nbs/10_report.ipynb 6
+class DriveProgress:
+    "Progress of the drives of a run: `show(label, cycle, t, duration, row=None)` per tick, `row` once a drive ends; `close()` at the end."
+    def __init__(self, stream=None, live=None, rich: bool | None = None, width: int | None = None):
+        self.out, self.live, self.width = stream or sys.stderr, live, width
+        self.rich = self.out.isatty() if rich is None else bool(rich)
+        self._last, self._pct, self._label, self._base, self._bars, self._tasks = -math.inf, -1, None, {}, None, {}
+
+    def _counts(self, label: str) -> dict:
+        "This drive's share of the run's counters (records, flashes, superseded), and the live Wh/km."
+        now = dict(self.live()) if self.live is not None else {}
+        if label != self._label: self._label, self._base = label, now
+        return {k: v - self._base.get(k, 0) if k != "wh_per_km" else v for k, v in now.items()}
+
+    def __call__(self, label, cycle, t, dur, row=None) -> None:
+        counts = self._counts(label)
+        if self.rich: return _draw_rich(self, label, cycle, t, dur, row, counts)
+        if row is not None:
+            print(_plain_result(label, cycle, row, counts), file=self.out, flush=True)
+            self._pct, self._label = -1, None
+            return
+        now, extra = time.monotonic(), (f", {_live_text(counts)}" if counts else "")
+        if not dur:                              # no known end: a truck driven by a person
+            if now - self._last >= 30.0:
+                self._last = now
+                print(f"[{label}] {cycle}: episode {t:.0f} s{extra}", file=self.out, flush=True)
+        elif int(100 * t / dur) // 25 > self._pct:
+            self._pct = int(100 * t / dur) // 25
+            print(f"[{label}] {cycle} {int(100 * t / dur):3d}% ({t:.0f}/{dur:.0f} s){extra}", file=self.out, flush=True)
+
+    def close(self) -> None:
+        "Stop the live display (its last state stays on the terminal)."
+        if self._bars is not None: self._bars.stop()
+        self._bars = None
+
+    def __enter__(self): return self
+    def __exit__(self, *exc): self.close()
+
+# %% ../nbs/10_report.ipynb 7
+def _draw_rich(self: DriveProgress, label, cycle, t, dur, row, counts) -> None:
+    "The rich display: a bar per drive, its detail column the live numbers, then the result."
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+    if self._bars is None:
+        console = Console(file=self.out, force_terminal=True, highlight=False, width=self.width)
+        self._bars = Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=12), TaskProgressColumn(),
+                              TextColumn("{task.fields[detail]}"), console=console, refresh_per_second=5)
+        self._bars.start()
+    if label not in self._tasks: self._tasks[label] = self._bars.add_task(f"{label} {cycle}", total=dur or None, detail="")
+    task = self._tasks[label]
+    if row is not None:
+        vs = f" ({row['change_pct']:+.2f} %)" if math.isfinite(row["change_pct"]) else ""
+        done = _short_text({**counts, "wh_per_km": row["wh_per_km"], "records": row["records"]}, vs)
+        self._bars.update(task, total=1, completed=1, detail=f"{done} · {row['wall_s']:.1f} s")
+        self._label = None
+        return
+    clock = f"{t:.0f}/{dur:.0f} s" if dur else f"{t:.0f} s"
+    self._bars.update(task, completed=t, detail=" · ".join(x for x in (clock, _short_text(counts)) if x))
+
+def _short_text(counts: dict, vs: str = "") -> str:
+    "`1012 Wh/km (-0.50 %) · 5 rec · 4 flashes (1 superseded)`: short enough to sit beside a bar on a 100-column terminal."
+    parts = [f"{counts['wh_per_km']:.0f} Wh/km{vs}"] if math.isfinite(counts.get("wh_per_km", math.nan)) else []
+    if "records" in counts: parts.append(f"{counts['records']} rec")
+    if "flashes" in counts: parts.append(f"{counts['flashes']} flashes ({counts['superseded']} superseded)")
+    return " · ".join(parts)
+
+def drive_progress(stream=None, live=None, rich: bool | None = None, width: int | None = None) -> DriveProgress:
+    "The progress display of a run's drives on `stream` (default stderr): rich bars on a terminal, plain lines elsewhere (`rich` forces either)."
+    return DriveProgress(stream, live, rich, width)
+
+# %% ../nbs/10_report.ipynb 13
 def drives_table(drives: pd.DataFrame) -> str:
     "The drives of a run as text: phase, cycle, Wh/km, change vs stock (%), speed RMSE (km/h), distance (km), records stored."
     if drives.empty: return "(no drive finished)"
@@ -52,7 +106,7 @@ def drives_table(drives: pd.DataFrame) -> str:
         "wh_per_km": "Wh/km", "change_pct": "vs stock %", "speed_rmse_kmh": "RMSE km/h", "distance_km": "km"})
     return show.to_string(index=False, float_format=lambda x: f"{x:.2f}")
 
-# %% ../nbs/10_report.ipynb 11
+# %% ../nbs/10_report.ipynb 16
 def _pyplot():
     import matplotlib
     matplotlib.use("Agg")
@@ -65,66 +119,146 @@ def _save(fig, path: Path) -> Path:
     _pyplot().close(fig)
     return path
 
-def plot_learning_curve(path: Path, drives: pd.DataFrame, history: list[dict]) -> Path:
-    "Stored energy per km of each training drive, and the loop's scores."
-    fig, ax = _pyplot().subplots(figsize=(7, 4))
+def saving_pct(drives: pd.DataFrame) -> np.ndarray:
+    "Each drive's energy saving against the stock map on the same cycle, in % (positive: less energy than stock)."
+    return -drives.change_pct.to_numpy(dtype=float)
+
+def _drive_labels(drives: pd.DataFrame) -> list[str]: return [f"{p}\n{c}" for p, c in zip(drives.phase, drives.cycle)]
+
+def saving_figure(drives: pd.DataFrame):
+    "Figure: the saving (%) of each drive against the stock map on its cycle; the stock map is the line at 0 (its own drive is not shown)."
+    plt = _pyplot()
+    d = drives[drives.phase != "eval stock"].reset_index(drop=True)
+    x, s = np.arange(1, len(d) + 1), saving_pct(d)
+    train = d.phase.str.startswith("train").to_numpy()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.axhline(0.0, color="k", lw=1.5, label="stock map")
+    ax.plot(x[train], s[train], "o-", color="C0", label="training drive (with exploration noise)")
+    ax.plot(x[~train], s[~train], "D", color="C3", ms=9, label="evaluation drive (agent, no noise)")
+    for xi, si in zip(x, s):
+        if math.isfinite(si): ax.annotate(f"{si:+.2f} %", (xi, si), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=7)
+    ax.set_xticks(x, _drive_labels(d), fontsize=7)
+    ax.set_ylabel("energy saving vs stock map, %")
+    lim = max(0.5, float(np.nanmax(np.abs(s), initial=0.0)) * 1.4)
+    ax.set_ylim(-lim, lim)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    ax.set_title("Energy saving per drive against the stock map on the same cycle")
+    return fig
+
+def learning_curve_figure(drives: pd.DataFrame, history: list[dict]):
+    "Figure: saving (%) of each training episode, and the loop's evaluation scores (saving %, training cycles) with the best so far."
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.axhline(0.0, color="k", lw=1.0, label="stock map")
     tr = drives[drives.phase.str.startswith("train")]
-    if len(tr): ax.plot(range(1, len(tr) + 1), -tr.reward_wh / tr.distance_km, "o-", label="training drive: stored energy, Wh/km")
-    ax.set_xlabel("episode"); ax.set_ylabel("Wh/km")
-    if history:
-        h = pd.DataFrame(history)
-        ax2 = ax.twinx(); ax2.plot(h.episode, h.score, "s--", color="C1", label="loop score (saving %, training cycles)")
-        ax2.set_ylabel("score"); ax2.legend(loc="lower right")
-    ax.legend(loc="upper left"); ax.set_title("Learning curve")
-    return _save(fig, path)
+    ax.plot(np.arange(1, len(tr) + 1), saving_pct(tr), "o-", color="C0", alpha=0.7, label="training episode: saving on its cycle")
+    h = pd.DataFrame(history, columns=["episode", "score"]).dropna()
+    if len(h):
+        ax.plot(h.episode, h.score, "s", color="C1", ms=7, label="loop evaluation score")
+        ax.step(h.episode, h.score.cummax(), where="post", color="C2", label="best score so far (snapshot kept)")
+    ax.set_xlabel("episode")
+    ax.set_ylabel("saving vs stock map, %")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("Learning curve")
+    return fig
 
-def plot_energy(path: Path, drives: pd.DataFrame) -> Path:
-    "Wh/km of each drive next to the stock map's on the same cycle, with the change in percent."
-    fig, ax = _pyplot().subplots(figsize=(7, 4))
-    x = np.arange(len(drives))
-    ax.bar(x - 0.2, drives.stock_wh_per_km, 0.4, label="stock map"); ax.bar(x + 0.2, drives.wh_per_km, 0.4, label="drive")
-    ax.set_xticks(x, [f"{p}\n{c}" for p, c in zip(drives.phase, drives.cycle)], fontsize=7); ax.set_ylabel("Wh/km")
-    for i, c in enumerate(drives.change_pct):
-        if math.isfinite(c): ax.annotate(f"{c:+.1f}%", (i + 0.2, drives.wh_per_km.iloc[i]), ha="center", va="bottom", fontsize=7)
-    ax.legend(); ax.set_title("Energy per drive against the stock map")
-    return _save(fig, path)
+# %% ../nbs/10_report.ipynb 18
+def torque_change_figure(stock, after, budget_nm: float):
+    "Figure: the map `after` (Nm, the stock map's shape) minus the `stock` map (a `TorqueMap`) as a heatmap, cells labelled in Nm."
+    plt = _pyplot()
+    diff = np.asarray(after, dtype=float) - np.asarray(stock.table)
+    lim = max(1.0, float(np.abs(diff).max()))
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    im = ax.imshow(diff, origin="lower", aspect="auto", cmap="RdBu", vmin=-lim, vmax=lim)
+    for (r, c), v in np.ndenumerate(diff):
+        if abs(v) >= 0.05: ax.text(c, r, f"{v:.0f}" if abs(v) >= 1 else f"{v:.1f}", ha="center", va="center", fontsize=6)
+    ax.set_xticks(range(len(stock.pedal)), [f"{p:.2g}" for p in stock.pedal], fontsize=7)
+    ax.set_yticks(range(len(stock.speed_kmh)), [f"{v:.0f}" for v in stock.speed_kmh], fontsize=7)
+    ax.set_xlabel("pedal")
+    ax.set_ylabel("speed, km/h")
+    fig.colorbar(im, ax=ax, label="after - stock, Nm")
+    changed = int((np.abs(diff) >= 0.05).sum())
+    ax.set_title(f"Torque map at the end of the run minus the stock map: {changed} cells changed, "
+                 f"most lowered {-min(diff.min(), 0.0):.3g} Nm (budget {budget_nm:g} Nm)", fontsize=9)
+    return fig
 
-# %% ../nbs/10_report.ipynb 12
-def plot_torque_map(path: Path, stock, after, budget_nm: float) -> Path:
-    "The stock map (a `TorqueMap`), the map `after` (Nm, same shape) and their difference."
-    table, after = np.asarray(stock.table), np.asarray(after)
-    fig, axs = _pyplot().subplots(1, 3, figsize=(12, 4))
-    ext = [0, 1, float(stock.speed_kmh[-1]), 0]
-    for a, m, t in ((axs[0], table, "stock"), (axs[1], after, "after (end of the run)")):
-        im = a.imshow(m, aspect="auto", extent=ext, cmap="viridis")
-        a.set_title(f"torque map {t}, Nm"); a.set_xlabel("pedal"); a.set_ylabel("speed km/h")
-        fig.colorbar(im, ax=a)
-    im = axs[2].imshow(after - table, aspect="auto", extent=ext, cmap="RdBu", vmin=-budget_nm, vmax=budget_nm)
-    axs[2].set_title("change, Nm"); axs[2].set_xlabel("pedal"); fig.colorbar(im, ax=axs[2])
-    return _save(fig, path)
+def eval_traces_figure(traces: dict[str, list], eval_cycle: str):
+    "Figure: speed (the cycle's reference, the stock map's drive, the agent's) and battery current of the evaluation drives; `traces`: label -> [(t s, km/h, reference km/h, A)]."
+    plt = _pyplot()
+    fig, axs = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    shown = [k for k in traces if traces[k] and (k.startswith("eval") or k.startswith("infer"))]
+    for i, k in enumerate(shown):
+        t = np.asarray(traces[k], dtype=float)
+        if i == 0: axs[0].plot(t[:, 0], t[:, 2], "k:", lw=1.2, label="reference (cycle)")
+        width = 3.0 if i == 0 else 1.0                  # the first drive wide and pale, so a later one on top of it stays visible
+        for a, col in ((axs[0], 1), (axs[1], 3)): a.plot(t[:, 0], t[:, col], lw=width, alpha=0.5 if i == 0 else 1.0, color=f"C{i}", label=k)
+    axs[0].set_ylabel("speed, km/h")
+    axs[1].set_ylabel("battery current, A")
+    axs[1].set_xlabel("time, s")
+    for a in axs:
+        a.grid(alpha=0.3)
+        if shown: a.legend(fontsize=7, loc="upper right")
+    if not shown: axs[0].text(0.5, 0.5, "no evaluation drive in this run", transform=axs[0].transAxes, ha="center")
+    axs[0].set_title(f"Evaluation drives on {eval_cycle!r}")
+    return fig
 
-def plot_eval_traces(path: Path, traces: dict[str, list], eval_cycle: str) -> Path:
-    "Speed (with the wanted speed) and battery current of the evaluation drives; `traces`: label -> [(t s, km/h, wanted km/h, A)]."
-    fig, axs = _pyplot().subplots(2, 1, figsize=(9, 5), sharex=True)
-    for k in ("eval stock", "eval agent", "infer 1"):
-        if traces.get(k):
-            t = np.asarray(traces[k])
-            if k != "eval agent": axs[0].plot(t[:, 0], t[:, 2], "k:", lw=1, label="wanted")
-            axs[0].plot(t[:, 0], t[:, 1], lw=1, label=k); axs[1].plot(t[:, 0], t[:, 3], lw=1, label=k)
-    axs[0].set_ylabel("speed km/h"); axs[1].set_ylabel("current A"); axs[1].set_xlabel("time s"); axs[0].legend(fontsize=7)
-    axs[0].set_title(f"Evaluation on {eval_cycle!r}")
-    return _save(fig, path)
+PLOT_FILES = ("saving.png", "learning_curve.png", "torque_change.png", "eval_traces.png")
+"The PNG files `make_plots` writes, in its order."
 
 def make_plots(out: Path, drives: pd.DataFrame, history: list[dict], stock, map_after, budget_nm: float,
                traces: dict[str, list], eval_cycle: str) -> list[Path]:
-    "Write the run's four PNG plots into folder `out`; returns their paths."
+    "Write the run's four PNG plots (`PLOT_FILES`) into folder `out`; returns their paths."
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    return [plot_learning_curve(out / "learning_curve.png", drives, history), plot_energy(out / "energy.png", drives),
-            plot_torque_map(out / "torque_map.png", stock, stock.table if map_after is None else map_after, budget_nm),
-            plot_eval_traces(out / "eval_traces.png", traces, eval_cycle)]
+    after = stock.table if map_after is None else map_after
+    figures = (lambda: saving_figure(drives), lambda: learning_curve_figure(drives, history),
+               lambda: torque_change_figure(stock, after, budget_nm), lambda: eval_traces_figure(traces, eval_cycle))
+    return [_save(figure(), out / name) for name, figure in zip(PLOT_FILES, figures)]
 
-# %% ../nbs/10_report.ipynb 18
+# %% ../nbs/10_report.ipynb 27
+RUN_FILES = ("drives.csv", "summary.json")
+"What every finished run directory holds."
+PLOT_DATA_FILES = ("history.json", "traces.json", "stock_map.csv")
+"What the plots need besides, written by `save_run_data`."
+
+def save_run_data(run_dir, history: list[dict], traces: dict[str, list], stock) -> None:
+    "Write the loop's evaluation `history`, the drives' `traces` and the `stock` map (a `TorqueMap`) into `run_dir` for `tspace report`."
+    rd = Path(run_dir)
+    (rd / "history.json").write_text(json.dumps(history, indent=1, default=str))
+    (rd / "traces.json").write_text(json.dumps(traces, default=float))
+    stock.to_frame().to_csv(rd / "stock_map.csv", index=False)
+
+def load_run(run_dir) -> dict:
+    "A finished run read from its directory: drives, summary, history, traces, stock map; `DataError` if it is no run directory."
+    from tspace.data.torquemap import TorqueMap
+    from tspace.system.errors import DataError
+    rd = Path(run_dir)
+    missing = [f for f in RUN_FILES if not (rd / f).is_file()]
+    if missing: raise DataError(f"{str(rd)!r} is not a run directory of `tspace run`: it has no {' and no '.join(missing)}")
+    def read_json(name, default):
+        p = rd / name
+        return json.loads(p.read_text()) if p.is_file() else default
+    try: drives = pd.read_csv(rd / "drives.csv")
+    except pd.errors.EmptyDataError: drives = pd.DataFrame()       # a run that finished no drive
+    stock = TorqueMap.from_csv(rd / "stock_map.csv") if (rd / "stock_map.csv").is_file() else TorqueMap.default()
+    return {"drives": drives, "summary": read_json("summary.json", {}), "history": read_json("history.json", []),
+            "traces": read_json("traces.json", {}), "stock": stock}
+
+def report_run(run_dir, plots: bool = True) -> tuple[str, list[Path]]:
+    "Re-render a finished run: its drive table (text) and, with `plots`, the PNG plots in `RUN_DIR/plots` (none without drives)."
+    run = load_run(run_dir)
+    drives, summary = run["drives"], run["summary"]
+    table = drives_table(drives)
+    if not plots or drives.empty: return table, []
+    evals = drives.cycle[drives.phase.str.startswith(("eval", "infer"))]
+    budget = summary.get("budget_nm") or 250.0                  # runs before budget_nm was recorded: the action's default budget
+    return table, make_plots(Path(run_dir) / "plots", drives, run["history"], run["stock"], summary.get("map_after"), budget,
+                             run["traces"], evals.iloc[-1] if len(evals) else "(none)")
+
+# %% ../nbs/10_report.ipynb 31
 def _finite(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 class TensorBoardCallback:

@@ -65,7 +65,7 @@ class _OwnRetracing(logging.Filter):
     "Drop TensorFlow's retracing warning about the agents' own compiled methods: every agent compiles its own, by design."
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.getMessage()
-        return not ("triggered tf.function retracing" in msg and ("DDPG." in msg or "RDPG." in msg))
+        return not ("triggered tf.function retracing" in msg and any(f"{name}." in msg for name in ("DDPG", "RDPG", "TD3")))
 
 if not any(isinstance(f, _OwnRetracing) for f in logging.getLogger("tensorflow").filters):
     logging.getLogger("tensorflow").addFilter(_OwnRetracing())

@@ -266,11 +266,12 @@ def load(self: DPGAgent, path) -> DPGAgent:
     return self
 
 # %% ../../nbs/06_agent.dpg.ipynb 28
-AGENT_CLASSES: dict[str, str] = {"ddpg": "tspace.agent.ddpg:DDPG", "rdpg": "tspace.agent.rdpg:RDPG"}
+AGENT_CLASSES: dict[str, str] = {"ddpg": "tspace.agent.ddpg:DDPG", "rdpg": "tspace.agent.rdpg:RDPG",
+                                 "td3": "tspace.agent.td3:TD3"}
 "Agent kinds and where their classes live (imported on demand)."
 
 def agent_class(kind: str) -> type[DPGAgent]:
-    "The class for `kind` ('ddpg' or 'rdpg')."
+    "The class for `kind` (a key of `AGENT_CLASSES`: 'ddpg', 'rdpg', 'td3')."
     if kind not in AGENT_CLASSES: raise ConfigError(f"agent.kind = {kind!r}: expected one of {list(AGENT_CLASSES)}")
     mod, name = AGENT_CLASSES[kind].split(":")
     return getattr(importlib.import_module(mod), name)

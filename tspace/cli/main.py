@@ -9,7 +9,9 @@ from typing import Callable, NamedTuple
 from fastcore.script import anno_parser
 import tspace
 from . import config, pool
+from .monitor import monitor
 from .replay import replay
+from .report import report
 from .run import run
 from .sim import sim
 from .train import train
@@ -22,7 +24,9 @@ COMMANDS = {
     ("run",): run,
     ("sim",): sim,
     ("replay",): replay,
+    ("report",): report,
     ("train",): train,
+    ("monitor",): monitor,
     ("pool", "info"): pool.info,
     ("config", "show"): config.show,
     ("config", "check"): config.check,

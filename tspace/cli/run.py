@@ -18,9 +18,11 @@ def _avatar_speedup() -> float:
 
 def run(interface: Param("vehicle interface: sim (simulated truck on CAN), cloud (simulated telematics box on object storage) or kvaser "
                          "(a truck on vehicle.can, episodes from hmi udp/mqtt) or udp (a truck behind a CAN bridge); default: the config's vehicle.interface", str) = None,
-        agent: Param("agent: ddpg or rdpg (default: the config's agent.kind)", str) = None,
+        agent: Param("agent: ddpg, rdpg or td3 (default: the config's agent.kind)", str) = None,
         episodes: Param("training episodes (default: the config's episodes)", int) = None,
         cycle: Param("train on this drive cycle (default: the training cycles in turn)", str) = None,
+        scenario: Param("simulated driver: cycle (drives the speed trace) or following (follows a lead vehicle driving it); "
+                        "default: the config's driver.behaviour.scenario", str) = None,
         eval_cycle: Param("evaluate on this cycle (default: --cycle, else the held-out cycle)", str) = None,
         infer: Param("drive without learning and without noise, from a checkpoint", store_true) = False,
         resume: Param("continue the latest run under --data", store_true) = False,
@@ -30,14 +32,27 @@ def run(interface: Param("vehicle interface: sim (simulated truck on CAN), cloud
         speedup: speedup_option(" (default: %g)" % _avatar_speedup()) = None,
         seed: Param("seed of the run (default: the config's seed)", int) = None,
         no_plots: Param("do not write PNG plots", store_true) = False,
-        quiet: Param("no progress line on stderr", store_true) = False):
+        quiet: Param("no progress display on stderr", store_true) = False,
+        verbose: Param("INFO lines and TensorFlow's start-up lines on the terminal too", store_true) = False,
+        log_json: Param("write the run's log, RUN_DIR/tspace.log, as JSON lines", store_true) = False,
+        log_socket: Param("also stream log records to a cutelog viewer (or any logging SocketHandler listener) at HOST:PORT; "
+                          "the host is 127.0.0.1 unless given", str) = None):
     "Run tspace end to end: simulated truck on CAN, Cruncher, agent, pool and training loop; then evaluate."
+    import logging
+    from tspace.system.log import divert_native_stderr, quiet_libraries, setup_logging
+    if not verbose: quiet_libraries()           # before anything imports TensorFlow
     from tspace.avatar import Avatar
-    from tspace.system.log import setup_logging
     with bad_input_exits("run"):
-        cfg = load_config_with(config, {"vehicle.interface": interface, "agent.kind": agent, "seed": seed})
-        setup_logging(cfg.log_level, cfg.log_json)
+        cfg = load_config_with(config, {"vehicle.interface": interface, "agent.kind": agent, "seed": seed,
+                                           "driver.behaviour.scenario": scenario})
         av = Avatar(cfg, episodes=episodes, cycle=cycle, eval_cycle=eval_cycle, infer=infer, resume=resume, checkpoint=checkpoint,
                     data=data, speedup=speedup, plots=not no_plots, progress=not quiet)
-        av.build()
-    return av.run()
+        level = min(logging.INFO, logging.getLevelName(cfg.log_level))
+        setup_logging(level, cfg.log_json, console_level=level if verbose else cfg.log_level, file=av.run_dir / "tspace.log",
+                      file_json=log_json, socket=log_socket)
+    undo = None if verbose else divert_native_stderr(av.run_dir / "native-stderr.log")
+    try:
+        with bad_input_exits("run"): av.build()
+        return av.run()
+    finally:
+        if undo is not None: undo()

@@ -31,7 +31,7 @@ def _vcu(rc, truck: dict, bridge: str | None):
     from tspace.conn.can import open_bus
     from tspace.sim.ecu import VirtualVCU, bridge_sender
     cfg = rc.vehicle.can
-    vcu = VirtualVCU(open_bus(cfg), cfg, **truck)
+    vcu = VirtualVCU(open_bus(cfg), cfg, safety=rc.vehicle.action_spec(), **truck)   # refuses maps outside the config's safety rules
     if bridge is not None: vcu.taps.append(bridge_sender(bridge))
     return vcu
 

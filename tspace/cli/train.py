@@ -32,7 +32,7 @@ def _checkpoint_dir(url: str, kind: str) -> Path:
 # %% ../../nbs/11_cli.train.ipynb 6
 def train(data: Param("pool to learn from (default: the config's storage.url)", str) = None,
           config: config_option("; its vehicle gives the state and action shapes") = None,
-          agent: Param("agent: ddpg or rdpg (default: the config's agent.kind)", str) = None,
+          agent: Param("agent: ddpg, rdpg or td3 (default: the config's agent.kind)", str) = None,
           checkpoint: Param("continue from this agent checkpoint (default: a new agent)", str) = None,
           updates: Param("gradient updates after observing the pool", int) = 1000,
           vehicle: Param("learn from this vehicle's records only", str) = None,

@@ -42,7 +42,7 @@ class RunConfig(BaseSettings):
     loop: LoopConfig = Field(default_factory=LoopConfig)
     episodes: int = Field(5, ge=1, description="training episodes of a run")
     seed: int = Field(0, ge=0, description="seed of the run (simulator, agent, sampling)")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="console log level")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("WARNING", description="console log level (`tspace run` logs from INFO to RUN_DIR/tspace.log)")
     log_json: str | None = Field(None, description="file to append JSON-lines logs to; none when unset")
 
     @classmethod

@@ -5,12 +5,13 @@
 # %% ../../nbs/02_config.truck.ipynb 3
 from __future__ import annotations
 import math
+from typing import Literal
 from fastcore.basics import patch
 from pydantic import Field, model_validator
 from .core import ConfigModel
 
 # %% auto 0
-__all__ = ['TruckParams', 'DriverModelParams']
+__all__ = ['TruckParams', 'FollowingParams', 'DriverModelParams']
 
 # %% ../../nbs/02_config.truck.ipynb 6
 _OCV_SOC = [0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
@@ -85,9 +86,23 @@ def top_speed_by_motor_kmh(self: TruckParams) -> float:
     "Vehicle speed at which the motor reaches its maximum speed, km/h."
     return self.motor_max_speed_rads / self.gear_ratio * self.wheel_radius_m * 3.6
 
-# %% ../../nbs/02_config.truck.ipynb 18
+# %% ../../nbs/02_config.truck.ipynb 19
+class FollowingParams(ConfigModel):
+    "Car-following driver (Intelligent Driver Model) of the `following` scenario and the limits a drive must keep (sources in `sim.traffic`)."
+    desired_speed_kmh: float = Field(120.0, gt=0, le=160, description="IDM desired speed v0 on a free road, km/h")
+    time_gap_s: float = Field(1.5, gt=0, le=5, description="IDM desired time gap T to the lead vehicle, s")
+    min_gap_m: float = Field(2.0, gt=0, le=20, description="IDM standstill distance s0 (bumper to bumper), m; the gap must stay above it")
+    max_accel_mps2: float = Field(1.0, gt=0, le=5, description="IDM maximum acceleration a, m/s^2")
+    comfort_decel_mps2: float = Field(2.0, gt=0, le=10, description="IDM comfortable deceleration b, m/s^2")
+    accel_exponent: float = Field(4.0, gt=0, le=10, description="IDM acceleration exponent delta, dimensionless")
+    max_gap_excess_s: float = Field(4.0, gt=0, description="limit: the gap may exceed the IDM desired gap by at most this many seconds at the lead's speed, s")
+    final_gap_tol_m: float = Field(1.0, gt=0, description="limit: the gap at the end of the drive must be within this of min_gap_m (same distance as the lead), m")
+    settle_s: float = Field(20.0, ge=0, le=600, description="time the drive goes on after the cycle's end so the truck closes up to the stopped lead, s")
+
+
+# %% ../../nbs/02_config.truck.ipynb 21
 class DriverModelParams(ConfigModel):
-    "Settings of the simulated human driver that follows a drive cycle (model in `sim.truck`)."
+    "Settings of the simulated human driver: it follows a drive cycle or a lead vehicle driving it (models in `sim.truck`, `sim.traffic`)."
     preview_s: float = Field(1.0, gt=0, le=10, description="how far ahead the driver reads the profile to anticipate its acceleration, s")
     feedback_time_s: float = Field(4.0, gt=0, description="time in which the driver means to close a speed gap (proportional correction; larger is slower), s")
     integral_time_s: float = Field(20.0, gt=0, description="integral time of the slow correction that adapts to a truck pulling less than expected, s")
@@ -95,3 +110,5 @@ class DriverModelParams(ConfigModel):
     pedal_rate_per_s: float = Field(2.0, gt=0, description="fastest pedal movement, full travel per s")
     update_hz: float = Field(20.0, gt=0, le=1000, description="how often the driver reacts (decisions are held in between), Hz")
     standstill_brake: float = Field(0.3, ge=0, le=1, description="brake pedal held while stopped, 0..1")
+    scenario: Literal["cycle", "following"] = Field("cycle", description="cycle: drive the cycle's speed trace; following: follow a lead vehicle that drives it (see `following`)")
+    following: FollowingParams = Field(default_factory=FollowingParams, description="car-following driver and limits of the following scenario")

@@ -78,6 +78,8 @@ class ActionConfig(ConfigModel):
     rows: int = Field(4, ge=1, description="consecutive speed rows an action rewrites")
     budget_nm: float = Field(250.0, gt=0, description="largest change of one map value, Nm")
     only_lower: bool = Field(True, description="actions may only lower the stock torque")
+    coast_regen_nm: float = Field(0.0, ge=0, description="regeneration a map may add at zero pedal below the stock torque, Nm "
+                                  "(0: the stock zero-pedal torque is kept, no extra regeneration when the driver lifts off)")
 
 class FrameConfig(ConfigModel):
     "One observation frame: `frame_len` samples at `sample_hz`."
@@ -113,7 +115,8 @@ class VehicleConfig(ConfigModel):
 
     def action_spec(self) -> ActionSpec:
         return ActionSpec(rows=self.action.rows, columns=self.torque_map.shape[1],
-                          budget_nm=self.action.budget_nm, only_lower=self.action.only_lower)
+                          budget_nm=self.action.budget_nm, only_lower=self.action.only_lower,
+                          coast_regen_nm=self.action.coast_regen_nm)
 
     def observation_meta(self, driver: str, timezone: str, reward: RewardSpec | None = None) -> ObservationMeta:
         "The `ObservationMeta` of records from this vehicle, driven by `driver` at a site in `timezone`."

@@ -45,7 +45,7 @@ def open_bus(cfg: CanConfig, **overrides):
         raise TspaceConnectionError(f"cannot open CAN bus interface={cfg.interface!r} channel={cfg.channel!r}: "
                                     f"{type(e).__name__}: {e}") from e
 
-# %% ../../nbs/03_conn.can.ipynb 11
+# %% ../../nbs/03_conn.can.ipynb 12
 def load_dbc(path):
     "The cantools database of DBC file `path`; raises `ConfigError` naming the file when it cannot be parsed."
     import cantools
@@ -85,7 +85,7 @@ class SignalCodec:
         dbc = next(d for d, n in self.signal_map.items() if n == name)
         return float(next(s for m in self.db.messages for s in m.signals if s.name == dbc).scale)
 
-# %% ../../nbs/03_conn.can.ipynb 14
+# %% ../../nbs/03_conn.can.ipynb 15
 @patch
 def decode(self: SignalCodec, frame_id: int, data: bytes) -> tuple[float, ...]:
     "Values of the tspace signals frame `frame_id` carries, in `groups()` order; `DecodeError` if not decodable."
@@ -115,7 +115,7 @@ def encode(self: SignalCodec, values: dict[str, float], counter: int = 0, timest
                                timestamp=time.time() if timestamp is None else timestamp))
     return out
 
-# %% ../../nbs/03_conn.can.ipynb 17
+# %% ../../nbs/03_conn.can.ipynb 18
 class FrameAssembler:
     "Decoded samples (per group of signals sharing a timestamp) -> DataFrames of `frame_len` samples at `sample_hz` on a uniform UTC grid."
     def __init__(self, groups: dict, frame_len: int, sample_hz: float, signals: tuple[str, ...] = SIGNALS,
@@ -145,7 +145,7 @@ class FrameAssembler:
         "One sample of group `key` at bus time `t` (s since the epoch, UTC)."
         self._new_t[key].append(t); self._new_v[key].append(values); self._pending += 1
 
-# %% ../../nbs/03_conn.can.ipynb 20
+# %% ../../nbs/03_conn.can.ipynb 21
 @patch
 def _absorb(self: FrameAssembler, key) -> None:
     ts = np.asarray(self._new_t[key], dtype=float)
@@ -186,7 +186,7 @@ def _check_gaps(self: FrameAssembler) -> None:
             self._t[key], self._v[key] = self._t[key][keep], self._v[key][keep]
         self._t0, self._k = None, 0
 
-# %% ../../nbs/03_conn.can.ipynb 23
+# %% ../../nbs/03_conn.can.ipynb 24
 @patch
 def pop(self: FrameAssembler) -> list[pd.DataFrame]:
     "Every frame that the samples so far complete (possibly none)."
@@ -232,7 +232,7 @@ def _trim(self: FrameAssembler) -> None:
         i = max(int(np.searchsorted(ts, nxt, side="right")) - 1, 0)
         if i: self._t[key], self._v[key] = ts[i:], self._v[key][i:]
 
-# %% ../../nbs/03_conn.can.ipynb 28
+# %% ../../nbs/03_conn.can.ipynb 29
 def _picker(names: tuple[str, ...]):
     "A function that takes the tspace signals `names` (in order, as a tuple) out of cantools' decoded dict."
     if len(names) > 1: return itemgetter(*names)
@@ -281,7 +281,7 @@ class CanFrameDecoder:
             if m.timestamp >= asm.due or asm._pending >= 8192: out += asm.pop()
         return out + asm.pop()
 
-# %% ../../nbs/03_conn.can.ipynb 31
+# %% ../../nbs/03_conn.can.ipynb 32
 @patch
 def consume(self: CanFrameDecoder, recv, stop, on_frames, on_id=None, watch_id: int = -1, on_idle=None, batch_s: float = 0.02,
             on_error=None) -> None:
@@ -329,7 +329,7 @@ def consume(self: CanFrameDecoder, recv, stop, on_frames, on_id=None, watch_id: 
     if n: stats["received"] += n; stats["decoded"] += n
     if asm._pending: on_frames(asm.pop())
 
-# %% ../../nbs/03_conn.can.ipynb 34
+# %% ../../nbs/03_conn.can.ipynb 36
 def read_log(path) -> Iterator:
     "The messages of CAN log `path` (any format python-can's `LogReader` knows by suffix)."
     import can

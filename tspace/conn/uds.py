@@ -5,6 +5,7 @@
 # %% ../../nbs/03_conn.uds.ipynb 3
 from __future__ import annotations
 import queue, time
+from typing import Callable
 import numpy as np
 from fastcore.basics import patch
 from ..system.errors import DecodeError, FlashError, TspaceConnectionError
@@ -123,11 +124,13 @@ def _raw_codec():
 
 class TorqueMapClient:
     "Writes and reads VCU torque-map rows with UDS over an `IsoTpLink`; refusals become `FlashError` naming the NRC."
-    def __init__(self, link: IsoTpLink, timeout_s: float = 1.0, retries: int = 2, busy_pause_s: float = 0.05):
+    def __init__(self, link: IsoTpLink, timeout_s: float = 1.0, retries: int = 2, busy_pause_s: float = 0.05,
+                 map_rules: Callable[[int, np.ndarray], list[str]] | None = None):
         import udsoncan
         from udsoncan.client import Client
         from udsoncan.connections import PythonIsoTpConnection
         self.link, self.retries, self.busy_pause_s = link, int(retries), float(busy_pause_s)
+        self.map_rules = map_rules     # fn(start, rows) -> the safety rules the rows break, to name a refusal's reason
         codec = _raw_codec()
         cfg = dict(udsoncan.configs.default_client_config)
         cfg.update(data_identifiers={DID_TORQUE_ROWS: codec, DID_TORQUE_MAP: codec}, request_timeout=timeout_s,
@@ -139,9 +142,10 @@ class TorqueMapClient:
         self._open = False
 
     @classmethod
-    def on_bus(cls, bus, cfg) -> "TorqueMapClient":
+    def on_bus(cls, bus, cfg, map_rules=None) -> "TorqueMapClient":
         "The tester's client on `bus` that someone else reads (feed `client.link` the frames of `cfg.uds_rx_id`), as `cfg` (a `CanConfig`) sets it up."
-        return cls(IsoTpLink(bus, txid=cfg.uds_tx_id, rxid=cfg.uds_rx_id), timeout_s=cfg.uds_timeout_s, retries=cfg.flash_retries)
+        return cls(IsoTpLink(bus, txid=cfg.uds_tx_id, rxid=cfg.uds_rx_id), timeout_s=cfg.uds_timeout_s, retries=cfg.flash_retries,
+                   map_rules=map_rules)
 
     def open(self) -> "TorqueMapClient":
         if not self._open: self.client.open(); self._open = True
@@ -182,8 +186,15 @@ def _call(self: TorqueMapClient, what: str, fn, *args):
 def write_rows(self: TorqueMapClient, start: int, rows) -> None:
     "WriteDataByIdentifier DID_TORQUE_ROWS with `rows` (k x columns, Nm) at map row `start`."
     payload = encode_rows(start, rows)
-    self._call(f"write torque rows {start}..{start + payload[1] - 1}", self.client.write_data_by_identifier,
-               DID_TORQUE_ROWS, payload)
+    try: self._call(f"write torque rows {start}..{start + payload[1] - 1}", self.client.write_data_by_identifier,
+                    DID_TORQUE_ROWS, payload)
+    except FlashError as e:
+        broken = self.map_rules(start, np.atleast_2d(np.asarray(rows, dtype=float))) \
+            if e.code == 0x31 and self.map_rules is not None else []
+        if not broken: raise
+        err = FlashError(f"{e}: the rows break the safety rule(s) {'; '.join(broken)}")
+        err.code = e.code
+        raise err from None
 
 @patch
 def write_raw(self: TorqueMapClient, did: int, payload: bytes) -> None:

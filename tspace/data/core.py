@@ -10,16 +10,17 @@ import zoneinfo
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..system.errors import DataError, check_number
 from .time import validate_timezone, ensure_aware, ensure_aware_index
 
 # %% auto 0
-__all__ = ['DEFAULT_SIGNALS', 'STATE_SIGNALS', 'FIELD_TRUCK_STATE', 'CLOUD_TRUCK_STATE', 'record_columns', 'INDEX_NAME',
-           'TIME_UNIT', 'spec_problems', 'SignalSpec', 'default_signals', 'default_state_signals', 'StateSpec',
-           'ActionSpec', 'RewardSpec', 'ObservationMeta', 'field_truck_meta', 'cloud_truck_meta', 'make_record',
-           'records_from_arrays', 'check_episode', 'make_episode', 'episode_arrays']
+__all__ = ['DEFAULT_SIGNALS', 'STATE_SIGNALS', 'SAFETY_RULES', 'FIELD_TRUCK_STATE', 'CLOUD_TRUCK_STATE', 'record_columns',
+           'INDEX_NAME', 'TIME_UNIT', 'spec_problems', 'SignalSpec', 'default_signals', 'default_state_signals',
+           'StateSpec', 'ActionSpec', 'RewardSpec', 'ObservationMeta', 'field_truck_meta', 'cloud_truck_meta',
+           'make_record', 'records_from_arrays', 'check_episode', 'make_episode', 'episode_arrays']
 
 # %% ../../nbs/01_data.core.ipynb 6
 _SPEC_CONFIG = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
@@ -163,6 +164,8 @@ class ActionSpec(BaseModel):
     columns: int = Field(17, gt=0, description="pedal columns of the torque map, one per pedal scale (count)")
     budget_nm: float = Field(250.0, gt=0, description="largest torque change of one map cell, in Nm")
     only_lower: bool = Field(True, description="if true an action can only lower torque below the default map, never raise it")
+    coast_regen_nm: float = Field(0.0, ge=0, description="regeneration (Nm) a map may add at zero pedal below the stock torque there; "
+                                  "0: the stock zero-pedal torque is kept (no extra regeneration when the driver lifts off)")
 
     @property
     def shape(self) -> tuple[int, int]: "`(rows, columns)`."; return (self.rows, self.columns)
@@ -199,6 +202,81 @@ class ActionSpec(BaseModel):
         return np.clip(base + self.budget_nm * a, base - self.budget_nm, upper)
 
 # %% ../../nbs/01_data.core.ipynb 24
+def _rows_like(spec: ActionSpec, rows, what: str) -> np.ndarray:
+    "`rows` as a finite float64 array of shape `(k, columns)`, any k >= 1."
+    arr = _as_float(rows, what)
+    if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] != spec.columns:
+        raise DataError(f"{what}: shape {_shape_text(arr.shape)}, expected (k, {spec.columns}) = (speed rows, columns)")
+    bad = ~np.isfinite(arr)
+    if bad.any(): raise DataError(f"{what}: {int(bad.sum())} non-finite torque value(s), e.g. {_example(arr[bad][0])}")
+    return arr
+
+@patch
+def safe_bounds(self: ActionSpec, default_rows) -> tuple[np.ndarray, np.ndarray]:
+    "Per-cell bounds `(lo, hi)` in Nm of a safe map over stock rows `default_rows` `(k, columns)`; `hi` is non-decreasing in pedal."
+    base = _rows_like(self, default_rows, "default_rows")
+    lo = base - self.budget_nm
+    hi = base.copy() if self.only_lower else base + self.budget_nm
+    lo[:, 0] = base[:, 0] - min(self.coast_regen_nm, self.budget_nm)   # zero pedal: stock, or coast regen below it
+    hi[:, 0] = base[:, 0]
+    hi = np.minimum.accumulate(hi[:, ::-1], axis=1)[:, ::-1]           # a monotone row under hi stays under this
+    empty = np.argwhere(lo > hi + 1e-9)
+    if empty.size:
+        r, c = empty[0]
+        raise DataError(f"default_rows: no safe map over stock row {r}: at pedal column {c} the lowest allowed torque "
+                        f"{lo[r, c]:.1f} Nm is above {hi[r, c]:.1f} Nm, the most a later column may have (stock row {base[r].round(1).tolist()})")
+    return lo, hi
+
+@patch
+def project(self: ActionSpec, default_rows, torque_rows) -> np.ndarray:
+    "The safe map rows (Nm) nearest above `torque_rows`: clipped to `safe_bounds`, then a running maximum over pedal."
+    lo, hi = self.safe_bounds(default_rows)
+    x = _rows_like(self, torque_rows, "torque_rows")
+    if x.shape != lo.shape: raise DataError(f"torque_rows: shape {_shape_text(x.shape)}, default_rows {_shape_text(lo.shape)}")
+    return np.maximum.accumulate(np.clip(x, lo, hi), axis=1)
+
+@patch
+def apply_safe(self: ActionSpec, default_rows, action) -> np.ndarray:
+    "`apply`, then `project`: the torque rows (Nm, float64) that are flashed for `action`."
+    return self.project(default_rows, self.apply(default_rows, action))
+
+@patch
+def action_for(self: ActionSpec, default_rows, torque_rows) -> np.ndarray:
+    "The action (float32, `(rows, columns)`) whose `apply` gives `torque_rows`: `(torque - default) / budget_nm`; the applied action of a flashed map."
+    base = _rows_like(self, default_rows, "default_rows")
+    y = _rows_like(self, torque_rows, "torque_rows")
+    if y.shape != base.shape or base.shape != self.shape:
+        raise DataError(f"torque_rows {_shape_text(y.shape)} and default_rows {_shape_text(base.shape)}: expected {self.shape}")
+    return np.clip((y - base) / self.budget_nm, -1.0, 1.0).astype(np.float32)
+
+
+# %% ../../nbs/01_data.core.ipynb 27
+SAFETY_RULES = ("monotone", "zero pedal", "budget", "only lower")
+"The rules every torque map that reaches a VCU keeps, as `ActionSpec.map_problems` names them."
+
+@patch
+def map_problems(self: ActionSpec, default_rows, torque_rows, tol_nm: float = 1e-6) -> list[str]:
+    "One line per safety rule (`SAFETY_RULES`) that `torque_rows` break over stock `default_rows`, beyond `tol_nm`; [] for a safe map."
+    base = _rows_like(self, default_rows, "default_rows")
+    y = _rows_like(self, torque_rows, "torque_rows")
+    if y.shape != base.shape: raise DataError(f"torque_rows: shape {_shape_text(y.shape)}, default_rows {_shape_text(base.shape)}")
+    out = []
+    def first(mask, rule, text):
+        if mask.any():
+            r, c = np.argwhere(mask)[0]
+            out.append(f"{rule}: {int(mask.sum())} cell(s), e.g. row {r} pedal column {c}: {text(r, c)}")
+    first(np.diff(y, axis=1) < -tol_nm, "monotone",
+          lambda r, c: f"torque falls from {y[r, c]:.1f} to {y[r, c + 1]:.1f} Nm at the next pedal column")
+    d = y - base
+    first(np.c_[(d[:, :1] < -self.coast_regen_nm - tol_nm) | (d[:, :1] > tol_nm), np.zeros_like(d[:, 1:], bool)], "zero pedal",
+          lambda r, c: f"{y[r, 0]:.1f} Nm at zero pedal, stock {base[r, 0]:.1f} Nm, coast_regen_nm = {self.coast_regen_nm:g}")
+    first(np.abs(d) > self.budget_nm + tol_nm, "budget",
+          lambda r, c: f"{d[r, c]:+.1f} Nm from stock {base[r, c]:.1f} Nm, budget_nm = {self.budget_nm:g}")
+    if self.only_lower: first(d > tol_nm, "only lower", lambda r, c: f"{d[r, c]:+.1f} Nm above stock {base[r, c]:.1f} Nm")
+    return out
+
+
+# %% ../../nbs/01_data.core.ipynb 30
 class RewardSpec(BaseModel):
     "Reward = -(electric energy of the step, Wh) - speed_penalty * RMS speed-tracking error (km/h)."
     model_config = _SPEC_CONFIG
@@ -226,7 +304,7 @@ class RewardSpec(BaseModel):
             r -= self.speed_penalty * float(np.sqrt(np.mean(e ** 2)))
         return r
 
-# %% ../../nbs/01_data.core.ipynb 28
+# %% ../../nbs/01_data.core.ipynb 34
 class ObservationMeta(BaseModel):
     "What a stream of records means: vehicle, driver, site time zone, and the state/action/reward specs."
     model_config = _SPEC_CONFIG
@@ -274,7 +352,7 @@ def cloud_truck_meta(vehicle: str = "sim-truck", driver: str = "sim-driver", tim
     "Meta for the cloud truck: state of 200 samples at 50 Hz x [velocity, thrust, brake] (600 values)."
     return _meta(CLOUD_TRUCK_STATE, vehicle, driver, timezone, action, reward)
 
-# %% ../../nbs/01_data.core.ipynb 32
+# %% ../../nbs/01_data.core.ipynb 38
 record_columns: tuple[str, ...] = ("vehicle", "driver", "episode_start", "step", "state", "action",
                                    "reward", "next_state", "terminal")
 INDEX_NAME = "timestamp"
@@ -320,7 +398,7 @@ def _check_terminal(terminal, what="terminal") -> np.ndarray:
     if arr.dtype.kind != "b": raise DataError(f"{what} = {terminal!r}: expected a bool")
     return arr
 
-# %% ../../nbs/01_data.core.ipynb 35
+# %% ../../nbs/01_data.core.ipynb 41
 def make_record(meta: ObservationMeta, *, timestamp, step: int, episode_start, state, action, reward: float,
                 next_state, terminal: bool) -> pd.DataFrame:
     "One transition (s, a, r, s', terminal) as a one-row DataFrame indexed by its tz-aware `timestamp`, checked against `meta`."
@@ -351,7 +429,7 @@ def records_from_arrays(meta: ObservationMeta, *, timestamp, episode_start, step
     return _frame(meta, ts, cols["episode_start"], cols["step"], cols["state"], cols["action"], cols["reward"],
                   cols["next_state"], cols["terminal"])
 
-# %% ../../nbs/01_data.core.ipynb 41
+# %% ../../nbs/01_data.core.ipynb 47
 def _check_columns(df, what: str):
     if not isinstance(df, pd.DataFrame): raise DataError(f"{what}: expected a record DataFrame, got {type(df).__name__}")
     missing = [c for c in record_columns if c not in df.columns]
@@ -399,7 +477,7 @@ def check_episode(episode: pd.DataFrame, meta: ObservationMeta | None = None) ->
         meta.action.validate_batch(arrays["action"], "episode.action")
         meta.state.validate_batch(arrays["next_state"], "episode.next_state")
 
-# %% ../../nbs/01_data.core.ipynb 45
+# %% ../../nbs/01_data.core.ipynb 51
 def make_episode(records, meta: ObservationMeta | None = None) -> pd.DataFrame:
     "One episode DataFrame from records (a DataFrame or an iterable of them), checked by `check_episode`."
     frames = [records] if isinstance(records, pd.DataFrame) else list(records)

@@ -85,7 +85,7 @@ class RemoteCAN(BackgroundReader):
         self._opened = True
         return self
 
-# %% ../../nbs/07_dataflow.cloud.ipynb 8
+# %% ../../nbs/07_dataflow.cloud.ipynb 9
 @patch
 def _bad(self: RemoteCAN, kind: str, name: str, why: str) -> None:
     self.stats[kind] += 1
@@ -127,7 +127,7 @@ def _read_chunk(self: RemoteCAN, name: str) -> pd.DataFrame | None:
     return pd.DataFrame(c.frame.to_numpy(), columns=pd.Index(SIGNALS),
                         index=pd.DatetimeIndex(grid.view("M8[ns]"), name=INDEX_NAME).tz_localize("UTC"))
 
-# %% ../../nbs/07_dataflow.cloud.ipynb 11
+# %% ../../nbs/07_dataflow.cloud.ipynb 12
 @patch
 def poll(self: RemoteCAN) -> int:
     "List the vehicle's chunks once and queue the frames of the new ones, in name order; returns how many were queued."
@@ -173,7 +173,7 @@ def _persist(self: RemoteCAN, name: str | None, end_ns: int | None) -> None:
             return
         self._persisted = name
 
-# %% ../../nbs/07_dataflow.cloud.ipynb 14
+# %% ../../nbs/07_dataflow.cloud.ipynb 15
 @patch
 def get_frame(self: RemoteCAN, timeout: float | None = None) -> pd.DataFrame | None:
     "The oldest queued frame (its position stored first); None after `timeout` s without one; raises the reader's `StorageError`."
@@ -209,7 +209,7 @@ def _frame_timeout(self: RemoteCAN) -> float: return self.silence_s     # `frame
 @patch
 def _silence(self: RemoteCAN, timeout: float) -> str: return f"cloud truck {self.vehicle} on {self.store.url}: no new chunk for {timeout:g} s"
 
-# %% ../../nbs/07_dataflow.cloud.ipynb 26
+# %% ../../nbs/07_dataflow.cloud.ipynb 27
 @patch
 def read_map(self: RemoteCAN) -> np.ndarray:
     "The torque map the truck reported last (`map.json`: rows x columns, Nm); `FlashError` if it has reported none."

@@ -103,7 +103,7 @@ class _Episode:
 
 _COUNTERS = ("frames", "frames_outside", "bad_frames", "gaps", "records", "records_stored", "records_discarded",
              "episodes_begun", "episodes_stored", "episodes_discarded", "episodes_abandoned", "episodes_empty",
-             "actions", "bad_actions", "flash_sent", "flash_applied", "flash_failed", "flash_unconfirmed", "flash_late",
+             "actions", "bad_actions", "flash_sent", "flash_applied", "flash_failed", "flash_superseded", "flash_unconfirmed", "flash_late",
              "unknown_reports", "events", "unexpected_events", "bad_events", "write_errors", "flushes")
 
 # %% ../../nbs/07_dataflow.cruncher.ipynb 18
@@ -212,11 +212,14 @@ def _apply_report(self: Cruncher, rep: FlashReport) -> None:
     if rep.ok:
         i = bisect.bisect_right(self._tl_keys, rep.at.value)
         self._tl_keys.insert(i, rep.at.value)
-        self._tl_actions.insert(i, req.action)
+        self._tl_actions.insert(i, req.action if rep.action is None else rep.action)   # the applied (projected) action
         self.counts["flash_applied"] += 1
     else:
         self.counts["flash_failed"] += 1
-        log.warning("%s: flash request %d (step %s) was not applied: %s", self.name, rep.seq, req.step, rep.error)
+        if rep.superseded:                  # routine when actions come faster than the ECU takes them: counted, shown per drive
+            self.counts["flash_superseded"] += 1
+            log.debug("%s: flash request %d (step %s) was superseded: %s", self.name, rep.seq, req.step, rep.error)
+        else: log.warning("%s: flash request %d (step %s) was not applied: %s", self.name, rep.seq, req.step, rep.error)
 
 @patch
 def _drain_reports(self: Cruncher) -> None:
@@ -225,7 +228,7 @@ def _drain_reports(self: Cruncher) -> None:
         except (queue.Empty, QueueClosed): return
         self._apply_report(rep)
 
-# %% ../../nbs/07_dataflow.cruncher.ipynb 29
+# %% ../../nbs/07_dataflow.cruncher.ipynb 30
 @patch
 def _await_reports(self: Cruncher, before_ns: int) -> None:
     "Wait up to `confirm_timeout` s for reports on pending requests decided before `before_ns` (they may concern the episode)."
@@ -252,7 +255,7 @@ def _prune_timeline(self: Cruncher, before_ns: int | None) -> None:
         del self._tl_keys[:i], self._tl_actions[:i]
         self._tl_keys[0] = -(2 ** 63)   # older history is forgotten: earlier times get the action in force at before_ns
 
-# %% ../../nbs/07_dataflow.cruncher.ipynb 32
+# %% ../../nbs/07_dataflow.cruncher.ipynb 33
 @patch
 def process(self: Cruncher, frame) -> bool:
     "Take one state frame; True if it joined the open episode. Bad frames are counted, logged and skipped, never raised."
@@ -305,7 +308,7 @@ def _bad_frame(self: Cruncher, e: DataError) -> None:
     if new := self._bad_frame_warning.occurred():
         log.warning("%s: bad frame skipped (%d since the last warning, %d in total): %s", self.name, new, self.counts["bad_frames"], e)
 
-# %% ../../nbs/07_dataflow.cruncher.ipynb 35
+# %% ../../nbs/07_dataflow.cruncher.ipynb 36
 @patch
 def handle(self: Cruncher, event, at=None) -> None:
     "Act on one HMI event (`HMIMessage`, `HMIEvent` or its name; `at`: its tz-aware time, optional)."
@@ -346,7 +349,7 @@ def _discard(self: Cruncher, counter: str) -> None:
     self._prune_timeline(self._last_mid_ns)
     if counter == "episodes_discarded": log.info("%s: episode discarded with its %d record(s)", self.name, len(ep.r))
 
-# %% ../../nbs/07_dataflow.cruncher.ipynb 38
+# %% ../../nbs/07_dataflow.cruncher.ipynb 39
 @patch
 def _store_episode(self: Cruncher) -> None:
     "Close the open episode as valid: resolve the applied actions, build the records, hand them to buffer and pool."
@@ -388,7 +391,7 @@ def _append(self: Cruncher, episode: pd.DataFrame) -> None:
     fn = getattr(self.pool, "append_episode", None)
     (fn if callable(fn) else self.pool.append)(episode)
 
-# %% ../../nbs/07_dataflow.cruncher.ipynb 58
+# %% ../../nbs/07_dataflow.cruncher.ipynb 59
 @patch
 def flush(self: Cruncher) -> int:
     "Write episodes the pool refused earlier, then flush the pool; returns what `pool.flush()` returned (0 without). For `Supervisor.on_flush`."
@@ -405,7 +408,7 @@ def flush(self: Cruncher) -> int:
     n = fl()
     return n if isinstance(n, (int, np.integer)) else 0
 
-# %% ../../nbs/07_dataflow.cruncher.ipynb 64
+# %% ../../nbs/07_dataflow.cruncher.ipynb 65
 @patch
 def run(self: Cruncher, stop_event: threading.Event, frames, events=None) -> dict[str, Any]:
     "Worker for `Supervisor.add_worker`: frames and HMI events in arrival order until exit, stop, or both queues closed; returns `stats()`."
@@ -452,7 +455,7 @@ def _event_in_order(self: Cruncher, stamp: int, item, frames) -> None:
     self.handle(msg)
     if held is not None: self.process(held)
 
-# %% ../../nbs/07_dataflow.cruncher.ipynb 74
+# %% ../../nbs/07_dataflow.cruncher.ipynb 75
 class StockMap:
     "The policy of a drive recorded on the truck's own map: always the zero action (no row lowered)."
     def __init__(self, shape): self.zero = np.zeros(shape, np.float32)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math, queue, threading, time
 import numpy as np
 import pandas as pd
-from .pipeline import QueueClosed, FlashRequest
+from .pipeline import QueueClosed, FlashReport, FlashRequest
 from ..system.errors import FlashError
 from ..system.log import get_logger
 
@@ -24,22 +24,31 @@ class FlashPath:
         self.clock = clock or (lambda: pd.Timestamp.now(tz="UTC"))
         self.min_interval_s = float(min_interval_s)    # an ECU is busy programming for a while after each write
         self._last = -math.inf
-        self.stats = {"written": 0, "superseded": 0, "failed": 0}
+        self.stats = {"written": 0, "superseded": 0, "failed": 0, "projected": 0}   # projected: writes the safe-map projection changed
 
-    def rows_for(self, req: FlashRequest) -> tuple[int, np.ndarray]:
-        "(first row, torque rows in Nm) that `req` asks for: the whole stock map for a reset."
-        if req.reset: return 0, np.array(self.stock.table, dtype=float)
+    def plan(self, req: FlashRequest) -> tuple[int, np.ndarray, np.ndarray]:
+        "(first row, safe torque rows in Nm, applied action) for `req`: the whole stock map and the zero action for a reset."
+        if req.reset: return 0, np.array(self.stock.table, dtype=float), np.zeros(self.spec.shape, np.float32)
         v = req.velocity_kmh if req.velocity_kmh is not None and math.isfinite(req.velocity_kmh) else 0.0
         start = self.stock.window(v, self.spec.rows)
-        return start, self.spec.apply(self.stock.table[start:start + self.spec.rows], req.action)
+        stock_rows = self.stock.table[start:start + self.spec.rows]
+        rows = self.spec.apply_safe(stock_rows, req.action)
+        return start, rows, self.spec.action_for(stock_rows, rows)
 
-    def write(self, req: FlashRequest) -> pd.Timestamp:
-        "Write what `req` asks for now; the vehicle-clock time it was in force."
-        start, rows = self.rows_for(req)
+    def rows_for(self, req: FlashRequest) -> tuple[int, np.ndarray]:
+        "(first row, torque rows in Nm) that are flashed for `req`: projected onto safe maps; the whole stock map for a reset."
+        start, rows, _ = self.plan(req)
+        return start, rows
+
+    def write(self, req: FlashRequest) -> FlashReport:
+        "Write what `req` asks for now; the report: applied at the vehicle-clock time it was in force, as the applied action."
+        start, rows, applied = self.plan(req)
         self.interface.flash_rows(start, rows)
         self.stats["written"] += 1
+        boxed = np.clip(req.action, -1.0, 0.0 if self.spec.only_lower else 1.0)   # the action as the budget box alone applies it
+        if np.abs(applied - boxed).max() > 1e-6: self.stats["projected"] += 1
         if self.stats["written"] == 1: log.info("first torque rows written: rows %d..%d", start, start + len(rows) - 1)
-        return self.clock()
+        return req.applied(self.clock(), action=applied)
 
     def _take(self, stop: threading.Event) -> list[FlashRequest] | None:
         "Every request waiting now (at least one), [] if none came within 50 ms, None once the queue is closed."
@@ -58,14 +67,14 @@ class FlashPath:
             for i, req in enumerate(batch):
                 if i < len(batch) - 1 and not req.reset:
                     self.stats["superseded"] += 1
-                    self.report(req.failed(f"superseded by request {batch[-1].seq} before it was written"))
+                    self.report(req.failed(f"superseded by request {batch[-1].seq} before it was written", superseded=True))
                     continue
                 wait = self._last + self.min_interval_s - time.monotonic()
                 if wait > 0: time.sleep(wait)      # pacing for the ECU, not a test's wait
                 self._last = time.monotonic()
-                try: at = self.write(req)
+                try: applied = self.write(req)
                 except FlashError as e:
                     self.stats["failed"] += 1
                     log.warning("flash of request %d failed: %s", req.seq, e)
                     self.report(req.failed(str(e)))
-                else: self.report(req.applied(at))
+                else: self.report(applied)

@@ -57,7 +57,7 @@ class KvaserCAN(BackgroundReader):
             self.bus.shutdown()
             self.bus = None
 
-# %% ../../nbs/07_dataflow.kvaser.ipynb 8
+# %% ../../nbs/07_dataflow.kvaser.ipynb 9
 @patch
 def _fail(self: KvaserCAN, err: TspaceConnectionError):
     log.error("%s", err)
@@ -106,7 +106,7 @@ def _frame_timeout(self: KvaserCAN) -> float: return self.cfg.bus_timeout_s + 1.
 @patch
 def _silence(self: KvaserCAN, timeout: float) -> str: return f"CAN bus {self.cfg.interface}:{self.cfg.channel}: no frame for {timeout:g} s"
 
-# %% ../../nbs/07_dataflow.kvaser.ipynb 11
+# %% ../../nbs/07_dataflow.kvaser.ipynb 12
 @patch
 def read_map(self: KvaserCAN) -> np.ndarray:
     "The torque map the VCU applies now (rows x columns, Nm)."

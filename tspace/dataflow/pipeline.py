@@ -207,13 +207,19 @@ def as_hmi_message(item) -> HMIMessage:
 # %% ../../nbs/07_dataflow.pipeline.ipynb 33
 @dataclass(frozen=True)
 class FlashReport:
-    "The flash thread's answer to request `seq`: applied (`ok`) at time `at`, or failed with `error`."
+    "The flash thread's answer to request `seq`: applied (`ok`) at time `at`, or failed with `error` (`superseded`: a newer request came first); `action`: the applied action when the flash path changed the requested one (the safe-map projection)."
     seq: int
     ok: bool
     at: pd.Timestamp
     error: str | None = None
+    superseded: bool = False
+    action: np.ndarray | None = field(default=None, repr=False)
     def __post_init__(self):
         object.__setattr__(self, "at", ensure_aware(self.at, "flash report time"))
+        if self.action is not None:
+            a = np.array(self.action, dtype=np.float32, copy=True)
+            a.setflags(write=False)
+            object.__setattr__(self, "action", a)
 
 @dataclass(frozen=True)
 class FlashRequest:
@@ -231,13 +237,13 @@ class FlashRequest:
         a.setflags(write=False)                # the sender keeps it as the record of what was asked for
         object.__setattr__(self, "action", a)
 
-    def applied(self, at=None) -> FlashReport:
-        "The report that this request took effect at `at` (tz-aware, the frames' clock; default: now, UTC)."
-        return FlashReport(self.seq, True, now("UTC") if at is None else at)
+    def applied(self, at=None, action=None) -> FlashReport:
+        "The report that this request took effect at `at` (tz-aware, the frames' clock; default: now, UTC), as `action` (default: as asked)."
+        return FlashReport(self.seq, True, now("UTC") if at is None else at, action=action)
 
-    def failed(self, reason: str, at=None) -> FlashReport:
-        "The report that this request was not applied, and why."
-        return FlashReport(self.seq, False, now("UTC") if at is None else at, str(reason))
+    def failed(self, reason: str, at=None, superseded: bool = False) -> FlashReport:
+        "The report that this request was not applied, and why (`superseded`: a newer request replaced it before it was written)."
+        return FlashReport(self.seq, False, now("UTC") if at is None else at, str(reason), bool(superseded))
 
 def flash_worker(stop_event: threading.Event, requests: _BoundedQueue, write: Callable[[FlashRequest], Any],
                  report: Callable[[FlashReport], Any], poll_s: float = 0.05) -> int:

@@ -217,7 +217,8 @@ class SimVehicle(SimulatedVehicle):
         from tspace.sim.cycles import TEST_CYCLE
         super().__init__(vehicle_cfg, driver_params, events, speedup, frame_s=vehicle_cfg.frame.frame_len / vehicle_cfg.frame.sample_hz)
         self.bus = bus
-        self.vcu = MeteredVCU(bus, can_cfg, cycle=TEST_CYCLE, params=vehicle_cfg.physics, speedup=speedup)
+        self.vcu = MeteredVCU(bus, can_cfg, cycle=TEST_CYCLE, params=vehicle_cfg.physics, speedup=speedup,
+                              safety=vehicle_cfg.action_spec())      # refuses maps outside this truck's safety rules
         self.vcu.sim = TruckSim(TEST_CYCLE, vehicle_cfg.physics, driver_params, self.stock, sample_hz=self.vcu.publish_hz, seed=0)
         self.sample_hz = self.vcu.publish_hz
 
@@ -245,6 +246,11 @@ class SimVehicle(SimulatedVehicle):
     def summary(self) -> dict: return {**self.vcu.drive_summary(), "trace": list(self.vcu.trace)}
     def start(self) -> None: self.vcu.link.start()
     def closers(self) -> list: return [("UDS link", self.vcu.link.stop), ("VCU bus", self.bus.shutdown)]
+    def stats(self) -> dict:
+        "The VCU's counters: writes, reads, negative responses, and `refused_unsafe` (maps refused by the safety rules; 0 in a normal run)."
+        st = self.vcu.stats
+        return {"vcu": {"writes": st["writes"], "reads": st["reads"], "refused_unsafe": st["refused_unsafe"],
+                        "negative_responses": sum(v for k, v in st.items() if k.startswith("nrc_"))}}
 
 # %% ../../nbs/07_dataflow.vehicle.ipynb 18
 class CloudVehicle(SimulatedVehicle):

@@ -87,6 +87,7 @@ def next_episode(self: GymPipeline, agent) -> EpisodeData:
         t = time.time()
         obs2, r, term, trunc, info = self.env.step(a)
         self._ep_return += float(r)
+        a = info.get("applied_action", a)      # an env that changes the action (the truck's safe-map projection) says what it applied
         steps.append({"obs": obs, "action": a, "reward": float(r), "terminated": bool(term), "truncated": bool(trunc),
                       "next_obs": obs2, "start": start, "info": info, "time": t})
         start = False

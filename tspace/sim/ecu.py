@@ -8,7 +8,8 @@ import math, threading, time
 from collections import Counter
 from fastcore.basics import patch
 from ..conn.can import CanConfig, SignalCodec
-from ..conn.uds import (DID_TORQUE_MAP, DID_TORQUE_ROWS, IsoTpLink, decode_rows, encode_map, nrc_name)
+from ..conn.uds import (DID_TORQUE_MAP, DID_TORQUE_ROWS, TORQUE_LSB_NM, IsoTpLink, decode_rows, encode_map, nrc_name)
+from ..data.core import ActionSpec
 from .cycles import TEST_CYCLE
 from .truck import TruckSim, SIGNALS
 from ..system.errors import ConfigError, DecodeError, TspaceConnectionError, check_number
@@ -24,7 +25,7 @@ class VirtualVCU:
     "A simulated truck's VCU on a python-can bus: publishes its signals through the DBC and serves torque-map UDS."
     def __init__(self, bus, cfg: CanConfig | None = None, sim: TruckSim | None = None, cycle: str = TEST_CYCLE,
                  speedup: float = 1.0, seed: int | None = 0, write_time_s: float = 0.02, loop: bool = False,
-                 start_time: float | None = None, params=None):
+                 start_time: float | None = None, params=None, safety: ActionSpec | None = None):
         self.bus, self.cfg = bus, cfg or CanConfig()
         self.codec = SignalCodec.from_config(self.cfg)
         self.publish_hz = 1.0 / min(self.codec.cycle_s(fid) for fid in self.codec.messages)
@@ -35,6 +36,7 @@ class VirtualVCU:
         self.speedup, self.write_time_s, self.loop = float(speedup), float(write_time_s), bool(loop)
         p = self.sim.params
         self.torque_limits = (-p.regen_peak_torque_nm, p.motor_peak_torque_nm)
+        self.safety = safety if safety is not None else ActionSpec(columns=self.sim.stock_map.shape[1])   # rules every written map keeps
         self.link = IsoTpLink(bus, txid=self.cfg.uds_rx_id, rxid=self.cfg.uds_tx_id)
         self.stats = Counter()
         self.inhibit_writes = False
@@ -126,6 +128,10 @@ def _write(self: VirtualVCU, req: bytes) -> bytes:
     lo, hi = self.torque_limits
     if rows.min() < lo - 1e-9 or rows.max() > hi + 1e-9:
         return self._nrc(0x2E, 0x31, f"torque {rows.min():g}..{rows.max():g} Nm outside {lo:g}..{hi:g} Nm")
+    unsafe = self.safety.map_problems(self.sim.stock_map.table[start:start + rows.shape[0]], rows, tol_nm=TORQUE_LSB_NM / 2 + 1e-6)
+    if unsafe:
+        self.stats["refused_unsafe"] += 1
+        return self._nrc(0x2E, 0x31, "unsafe torque map: " + "; ".join(unsafe))
     if self.inhibit_writes: return self._nrc(0x2E, 0x22, "writes inhibited")
     now = time.monotonic()
     if now < self._busy_until: return self._nrc(0x2E, 0x21, f"still programming for {self._busy_until - now:.3f} s")

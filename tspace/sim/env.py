@@ -34,8 +34,10 @@ class TruckEnergyEnv(gym.Env):
     def __init__(self, cycle: str | Cycle | Sequence[str | Cycle] = TRAIN_CYCLES, params: TruckParams | None = None,
                  driver: DriverModelParams | None = None, torque_map: TorqueMap | None = None,
                  state_spec: StateSpec | None = None, action_spec: ActionSpec | None = None,
-                 speed_penalty: float = 0.5):
+                 speed_penalty: float = 0.5, scenario: str | None = None):
         super().__init__()
+        if scenario is not None:      # "cycle" or "following" (`sim.traffic`); overrides `driver.scenario`
+            driver = DriverModelParams.model_validate({**(driver or DriverModelParams()).model_dump(), "scenario": scenario})
         self.state_spec = state_spec if state_spec is not None else FIELD_TRUCK_STATE
         self.action_spec = action_spec if action_spec is not None else ActionSpec()
         self.reward_spec = RewardSpec(speed_penalty=speed_penalty)
@@ -60,13 +62,16 @@ class TruckEnergyEnv(gym.Env):
 
     @classmethod
     def from_vehicle(cls, vehicle, cycle=TRAIN_CYCLES, driver: DriverModelParams | None = None,
-                     speed_penalty: float = 0.5) -> "TruckEnergyEnv":
+                     speed_penalty: float = 0.5, scenario: str | None = None) -> "TruckEnergyEnv":
         "The environment of a `config.vehicle.VehicleConfig`: its physics, stock torque map, frame and action spec."
         return cls(cycle, params=vehicle.physics, driver=driver, torque_map=TorqueMap.from_config(vehicle.torque_map),
-                   state_spec=vehicle.state_spec(), action_spec=vehicle.action_spec(), speed_penalty=speed_penalty)
+                   state_spec=vehicle.state_spec(), action_spec=vehicle.action_spec(), speed_penalty=speed_penalty,
+                   scenario=scenario)
 
     @property
     def cycle(self) -> Cycle: "The cycle of the current episode."; return self.sim.cycle
+    @property
+    def scenario(self) -> str: "How the driver drives: `cycle` (the speed trace) or `following` (a lead vehicle)."; return self.sim.driver.scenario
 
     def _frame(self, chunk) -> np.ndarray:
         obs = chunk.signals[:, self._cols].astype(np.float32)
@@ -94,7 +99,8 @@ def step(self: TruckEnergyEnv, action):
     speed = float(np.mean(self._obs[:, self.state_spec.names.index("velocity")])) \
         if "velocity" in self.state_spec.names else self.sim.speed_kmh
     start = stock.window(speed, self.action_spec.rows)
-    rows = self.action_spec.apply(stock.table[start:start + self.action_spec.rows], a)
+    stock_rows = stock.table[start:start + self.action_spec.rows]
+    rows = self.action_spec.apply_safe(stock_rows, a)      # the same safe projection as the flash path
     self.sim.set_rows(start, rows)
     chunk = self.sim.run(self.state_spec.frame_len)
     self._obs = self._frame(chunk)
@@ -106,7 +112,9 @@ def step(self: TruckEnergyEnv, action):
     info = {"energy_wh": self.reward_spec.energy_wh(sig[:, 3], sig[:, 4], fs), "energy_wh_exact": chunk.energy_wh,
             "distance_m": chunk.distance_m, "speed_rmse_kmh": float(np.sqrt(np.mean(err ** 2))),
             "speed_error_kmh": float(np.mean(err)), "rows_start": start, "rows": rows,
+            "applied_action": self.action_spec.action_for(stock_rows, rows),
             "time_s": self.sim.time_s, "cycle": self.sim.cycle.name}
+    if self._done and self.sim.following_report() is not None: info["following"] = self.sim.following_report().as_dict()
     return self._obs.copy(), float(reward), self._done, False, info
 
 if ENV_ID not in gym.registry:
@@ -125,9 +133,11 @@ def run_episode(env: TruckEnergyEnv, policy: Callable[[np.ndarray], np.ndarray] 
         energy += inf["energy_wh"]; dist += inf["distance_m"]; reward += r; steps += 1
         sq += inf["speed_rmse_kmh"] ** 2 * env.state_spec.frame_len; n += env.state_spec.frame_len
         done = done or trunc
-    return {"cycle": info["cycle"], "steps": steps, "duration_s": env.sim.time_s, "distance_km": dist / 1000,
-            "energy_kwh": energy / 1000, "wh_per_km": energy / (dist / 1000) if dist > 0 else math.nan,
-            "speed_rmse_kmh": math.sqrt(sq / n) if n else math.nan, "reward": reward}
+    out = {"cycle": info["cycle"], "steps": steps, "duration_s": env.sim.time_s, "distance_km": dist / 1000,
+           "energy_kwh": energy / 1000, "wh_per_km": energy / (dist / 1000) if dist > 0 else math.nan,
+           "speed_rmse_kmh": math.sqrt(sq / n) if n else math.nan, "reward": reward}
+    following = env.sim.following_report()          # following scenario: its limits (see `sim.traffic`)
+    return out if following is None else {**out, **following.as_dict()}
 
 def baseline(cycle: str | Cycle = HELDOUT_CYCLE, **env_kwargs) -> dict:
     "Stock-map run of `cycle`: Wh/km, speed RMSE (km/h), distance and more (see `run_episode`)."

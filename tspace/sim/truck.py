@@ -14,6 +14,7 @@ from fastcore.basics import patch
 from ..config.truck import TruckParams, DriverModelParams
 from ..data.torquemap import TorqueMap, _pedal_for
 from .cycles import Cycle, as_cycle
+from .traffic import FollowingReport, lead_positions
 from ..system.errors import ConfigError, DataError, check_number
 from ..system.log import get_logger
 
@@ -22,7 +23,7 @@ log = get_logger(__name__)
 # %% auto 0
 __all__ = ['log', 'SIGNALS', 'EnergyLedger', 'SimChunk', 'TruckSim']
 
-# %% ../../nbs/05_sim.truck.ipynb 7
+# %% ../../nbs/05_sim.truck.ipynb 8
 SIGNALS: tuple[str, ...] = ("velocity", "thrust", "brake", "current", "voltage")
 "Output signals of the simulator, in this column order: km/h, 0..1, 0..1, A, V."
 
@@ -81,7 +82,7 @@ class SimChunk:
         df["ref_velocity"] = self.ref_kmh
         return df
 
-# %% ../../nbs/05_sim.truck.ipynb 10
+# %% ../../nbs/05_sim.truck.ipynb 11
 class TruckSim:
     "Fixed-step simulation of a battery-electric truck driven along a drive cycle by a human-like driver model."
     def __init__(self, cycle: Cycle | str = "triangle", params: TruckParams | None = None,
@@ -106,32 +107,44 @@ class TruckSim:
         p = self.params
         self.cycle = as_cycle(cycle if cycle is not None else self.cycle, p.max_speed_kmh)
         dt_drv = self._steps_per_driver / p.sim_hz
-        n = int(math.ceil(self.cycle.duration_s / dt_drv)) + self._preview_updates + 2
-        self._ref = (self.cycle.speed_at(np.arange(n) * dt_drv) / 3.6).tolist()          # m/s at each driver update
-        c = self.cycle
+        c, d = self.cycle, self.driver
+        self._follow = d.scenario == "following"                                         # car-following (`sim.traffic`)
+        self._end_s = c.duration_s + (d.following.settle_s if self._follow else 0.0)      # following: close up to the stopped lead
+        n = int(math.ceil(self._end_s / dt_drv)) + self._preview_updates + 2
+        self._ref = (c.speed_at(np.arange(n) * dt_drv) / 3.6).tolist()                   # m/s at each driver update (following: the lead's)
+        self._lead_x = lead_positions(c, dt_drv, n, d.following.min_gap_m) if self._follow else []
         seg = (c.speed_kmh[1:] + c.speed_kmh[:-1]) / 7.2 * np.diff(c.time_s)
         self._grade_on = bool(np.any(c.grade != 0))
         self._grade_x = np.concatenate([[0.0], np.cumsum(seg)]).tolist()                 # cycle position, m
         self._grade_g = c.grade.tolist()
         self._rows = [list(r) for r in self.stock_map._rows]                             # applied map (mutable)
         self._rng = random.Random(seed)
-        # state: speed m/s, position m, SOC, internal step, pedal, brake, feedback integral, grade index
+        # state: speed m/s, position m, SOC, internal step, pedal, brake, feedback integral, grade index;
+        # following: speed and IDM acceleration at the last decision, smallest gap m, largest gap excess s
         self._s = dict(v=0.0, x=0.0, soc=p.initial_soc, step=0, ped=0.0, brk=self.driver.standstill_brake,
-                       integ=0.0, gi=0)
+                       integ=0.0, gi=0, vd=0.0, ad=0.0, gmin=math.inf, xmax=-math.inf)
         self.ledger = EnergyLedger()
 
     @property
     def time_s(self) -> float: return self._s["step"] / self.params.sim_hz
     @property
     def done(self) -> bool:
-        "True once the cycle's last second has been driven."
-        return self.time_s >= self.cycle.duration_s - 1e-9
+        "True once the cycle's last second has been driven (following: and `following.settle_s` more)."
+        return self.time_s >= self._end_s - 1e-9
     @property
     def speed_kmh(self) -> float: return self._s["v"] * 3.6
     @property
     def soc(self) -> float: return self._s["soc"]
 
-# %% ../../nbs/05_sim.truck.ipynb 13
+    def following_report(self) -> FollowingReport | None:
+        "The following scenario's limits so far (smallest gap, largest excess over the desired gap, gap now); None in the cycle scenario."
+        if not self._follow: return None
+        s = self._s
+        j = s["step"] // self._steps_per_driver
+        gap = self._lead_x[min(j, len(self._lead_x) - 1)] - s["x"]
+        return FollowingReport(s["gmin"], s["xmax"], gap)
+
+# %% ../../nbs/05_sim.truck.ipynb 14
 @patch(as_prop=True)
 def torque_map(self: TruckSim) -> TorqueMap:
     "The map currently applied (the stock map after a reset)."
@@ -154,7 +167,7 @@ def set_rows(self: TruckSim, start: int, rows) -> None:
         raise DataError(f"rows of shape {rows.shape} at start {start} do not fit the {n}x{m} map (or are not finite)")
     for k, r in enumerate(rows.tolist()): self._rows[start + k] = r
 
-# %% ../../nbs/05_sim.truck.ipynb 16
+# %% ../../nbs/05_sim.truck.ipynb 17
 _LoopConstants = namedtuple("_LoopConstants", [
     "dt", "m_eq", "inv_meq_dt", "mg", "crr", "c_aero",                         # step; body and road load
     "G_r", "drive_f", "regen_f", "T_need_f", "regen_t_f",                       # driveline ratios
@@ -189,7 +202,7 @@ def _loop_constants(p: TruckParams, d: DriverModelParams, steps_per_driver: int)
         inv_prev=1.0 / d.preview_s, inv_Tp=1.0 / d.feedback_time_s, inv_Ti=1.0 / d.integral_time_s,
         lim=d.feedback_limit_mps2, dt_drv=dt_drv, rate=d.pedal_rate_per_s * dt_drv, stand_brk=d.standstill_brake)
 
-# %% ../../nbs/05_sim.truck.ipynb 19
+# %% ../../nbs/05_sim.truck.ipynb 20
 @patch
 def run(self: TruckSim, n_samples: int) -> SimChunk:
     "Advance by `n_samples` output samples (each `sim_hz / sample_hz` internal steps) and return their signals."
@@ -204,6 +217,10 @@ def run(self: TruckSim, n_samples: int) -> SimChunk:
     n_ref = len(ref)
     rows, sp, pp = self._rows, self.stock_map._sp, self.stock_map._pp
     srows = self.stock_map._rows
+    follow, lx = self._follow, self._lead_x
+    fp = self.driver.following           # IDM (see `sim.traffic.idm_accel`), used only when following
+    s0, Th, a_max, dlt = fp.min_gap_m, fp.time_gap_s, fp.max_accel_mps2, fp.accel_exponent
+    inv_v0, inv_2sab, hold_a = 3.6 / fp.desired_speed_kmh, 0.5 / math.sqrt(fp.max_accel_mps2 * fp.comfort_decel_mps2), 0.2 * fp.max_accel_mps2
     n_sp, n_pp = len(sp), len(pp)
     sp0, spN, pp0, ppN = sp[0], sp[-1], pp[0], pp[-1]
     nv, ni, nu = p.noise_velocity_kmh, p.noise_current_a, p.noise_voltage_v
@@ -211,6 +228,7 @@ def run(self: TruckSim, n_samples: int) -> SimChunk:
     # ---- state
     s = self._s
     v, x, soc, step, ped, brk, integ, gi = s["v"], s["x"], s["soc"], s["step"], s["ped"], s["brk"], s["integ"], s["gi"]
+    vd, ad, gmin, xmax = s["vd"], s["ad"], s["gmin"], s["xmax"]
     v_start = v
     # grade and OCV are refreshed at each driver update
     sin_t, cos_t = 0.0, 1.0
@@ -230,7 +248,18 @@ def run(self: TruckSim, n_samples: int) -> SimChunk:
             if step % dpu == 0:
                 # ================= driver =================
                 j = step // dpu
-                if j + prev_n < n_ref: vr = ref[j]; va = ref[j + prev_n]
+                if follow:                      # IDM behind the lead (inline `idm_accel`); vr: the lead's speed
+                    if j < n_ref: vr = ref[j]; gap = lx[j] - x
+                    else: vr = 0.0; gap = lx[-1] - x
+                    va = vr
+                    ds = v * Th + v * (v - vr) * inv_2sab
+                    ss = s0 + ds if ds > 0.0 else s0
+                    a_des = a_max * (1.0 - (v * inv_v0) ** dlt - (ss / (gap if gap > 0.1 else 0.1)) ** 2)
+                    if gap < gmin: gmin = gap
+                    xs = (gap - ss) / (vr if vr > 1.0 else 1.0)
+                    if xs > xmax: xmax = xs
+                    stopping = a_des < hold_a
+                elif j + prev_n < n_ref: vr = ref[j]; va = ref[j + prev_n]
                 else: vr = va = 0.0
                 if grade_on:
                     while gi + 1 < len(gx) and gx[gi + 1] <= x: gi += 1
@@ -243,16 +272,22 @@ def run(self: TruckSim, n_samples: int) -> SimChunk:
                 sc = 0.0 if soc < 0.0 else (1.0 if soc > 1.0 else soc)
                 k = bisect_right(ocv_s, sc) - 1; k = 0 if k < 0 else (len(ocv_s) - 2 if k > len(ocv_s) - 2 else k)
                 Voc = ocv_v[k] + (ocv_v[k + 1] - ocv_v[k]) * (sc - ocv_s[k]) / (ocv_s[k + 1] - ocv_s[k])
-                stopping = vr < 0.05 and va < 0.05
+                if not follow: stopping = vr < 0.05 and va < 0.05
                 if stopping and v < 0.5:                            # standing: hold the brake
-                    ped_c = 0.0; brk_c = stand_brk; integ = 0.0
+                    ped_c = 0.0; brk_c = stand_brk; integ = 0.0; a_des = 0.0
                 else:
-                    e = vr - v
-                    if stopping:                                    # the profile has stopped: stop too
-                        integ = 0.0; a_c = -v * inv_prev
-                    else: a_c = (e + integ * inv_Ti) * inv_Tp
-                    sat = a_c > lim or a_c < -lim
-                    a_c = lim if a_c > lim else (-lim if a_c < -lim else a_c)
+                    if follow:                                      # the IDM's wish plus the slow correction of the shortfall
+                        e = ad - (v - vd) / dt_drv                  # acceleration the truck fell short of the last wish, m/s^2
+                        a_c = integ * inv_Ti                        # integ: speed shortfall, m/s
+                        a_c = a_des + (lim if a_c > lim else (-lim if a_c < -lim else a_c))
+                        sat = False
+                    else:
+                        e = vr - v
+                        if stopping:                                # the profile has stopped: stop too
+                            integ = 0.0; a_c = -v * inv_prev
+                        else: a_c = (e + integ * inv_Ti) * inv_Tp
+                        sat = a_c > lim or a_c < -lim
+                        a_c = lim if a_c > lim else (-lim if a_c < -lim else a_c)
                     F_need = m_eq * ((va - vr) * inv_prev + a_c) + F_roll + F_grd + c_aero * v * v
                     if F_need > 0.0:
                         # the pedal the driver expects to need on the STOCK map
@@ -264,6 +299,7 @@ def run(self: TruckSim, n_samples: int) -> SimChunk:
                         brk_c = 0.0 if b < 0.02 else (1.0 if b > 1.0 else b)   # gentle decelerations are coasted
                         if b >= 1.0 and e < 0.0: sat = True
                     if not sat: integ += e * dt_drv
+                if follow: vd = v; ad = a_des
                 dp = ped_c - ped; ped += rate if dp > rate else (-rate if dp < -rate else dp)
                 db = brk_c - brk; brk += rate if db > rate else (-rate if db < -rate else db)
                 if ped < 1e-12: ped = 0.0
@@ -349,7 +385,7 @@ def run(self: TruckSim, n_samples: int) -> SimChunk:
         o_v.append(vo); o_p.append(ped); o_b.append(brk); o_i.append(Io); o_u.append(Vo)
     # ---- write back state and ledger
     if soc < 0.0 <= s["soc"]: log.warning("battery state of charge fell below 0 at %.0f s; the truck keeps driving on an empty-battery OCV", step * dt)
-    s.update(v=v, x=x, soc=soc, step=step, ped=ped, brk=brk, integ=integ, gi=gi)
+    s.update(v=v, x=x, soc=soc, step=step, ped=ped, brk=brk, integ=integ, gi=gi, vd=vd, ad=ad, gmin=gmin, xmax=xmax)
     L = self.ledger
     term_j = a_term * dt; dist = x - (L.distance_m)
     L.time_s = step * dt; L.distance_m = x
@@ -365,6 +401,6 @@ def run(self: TruckSim, n_samples: int) -> SimChunk:
 
 @patch
 def run_cycle(self: TruckSim) -> pd.DataFrame:
-    "Drive from the current time to the end of the cycle; the whole trace as a DataFrame (index: time s)."
-    n = int(math.ceil((self.cycle.duration_s - self.time_s) * self.sample_hz - 1e-9))
+    "Drive from the current time to the end of the drive (`done`); the whole trace as a DataFrame (index: time s)."
+    n = int(math.ceil((self._end_s - self.time_s) * self.sample_hz - 1e-9))
     return self.run(max(n, 0)).to_frame()

@@ -4,15 +4,16 @@
 
 # %% ../../nbs/00_system.log.ipynb 3
 from __future__ import annotations
-import json, logging, math, sys, time
+import json, logging, logging.handlers, math, os, sys, time
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
+from .errors import ConfigError
 
 # %% auto 0
-__all__ = ['ROOT_LOGGER', 'CONSOLE_FORMAT', 'get_logger', 'JsonLinesFormatter', 'setup_logging', 'WarningRateLimit',
-           'ProblemCounter']
+__all__ = ['ROOT_LOGGER', 'CONSOLE_FORMAT', 'get_logger', 'JsonLinesFormatter', 'WarningRateLimit', 'ProblemCounter',
+           'ConsoleHandler', 'setup_logging', 'parse_address', 'divert_native_stderr', 'quiet_libraries']
 
 # %% ../../nbs/00_system.log.ipynb 5
 ROOT_LOGGER = "tspace"
@@ -33,30 +34,7 @@ class JsonLinesFormatter(logging.Formatter):
         if record.stack_info: doc["stack"] = self.formatStack(record.stack_info)
         return json.dumps(doc, ensure_ascii=False)
 
-# %% ../../nbs/00_system.log.ipynb 9
-CONSOLE_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(threadName)s] %(message)s"
-
-def setup_logging(level: str | int = "INFO", json_file: str | Path | None = None, console: bool = True,
-                  stream=None) -> logging.Logger:
-    "Configure the `tspace` logger: console output for humans and, if `json_file` is given, JSON lines appended there."
-    root = logging.getLogger(ROOT_LOGGER)
-    for h in list(root.handlers):
-        if getattr(h, "_tspace", False): root.removeHandler(h); h.close()
-    root.setLevel(level if isinstance(level, int) else level.upper())
-    if console:
-        ch = logging.StreamHandler(stream or sys.stderr)
-        ch.setFormatter(logging.Formatter(CONSOLE_FORMAT))
-        ch._tspace = True
-        root.addHandler(ch)
-    if json_file is not None:
-        Path(json_file).parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(json_file, encoding="utf-8")
-        fh.setFormatter(JsonLinesFormatter())
-        fh._tspace = True
-        root.addHandler(fh)
-    return root
-
-# %% ../../nbs/00_system.log.ipynb 14
+# %% ../../nbs/00_system.log.ipynb 10
 class WarningRateLimit:
     "Lets one repeated warning out at most once per `every_s` seconds, with the number of occurrences it stands for."
     def __init__(self, every_s: float = 5.0, clock: Callable[[], float] = time.monotonic):
@@ -72,7 +50,7 @@ class WarningRateLimit:
         self._unreported = 0
         return due
 
-# %% ../../nbs/00_system.log.ipynb 16
+# %% ../../nbs/00_system.log.ipynb 12
 class ProblemCounter:
     "Counts each kind of problem in `stats` and logs a warning at its 1st, 10th, 100th, ... occurrence."
     def __init__(self, logger: logging.Logger, stats: Counter | None = None):
@@ -85,3 +63,90 @@ class ProblemCounter:
         self.stats[kind] += n
         if n > 0 and (before == 0 or int(math.log10(before + n)) > int(math.log10(max(before, 1)))):
             self.log.warning("%s (%d so far): %s", kind, self.stats[kind], msg)
+
+# %% ../../nbs/00_system.log.ipynb 15
+class ConsoleHandler(logging.StreamHandler):
+    "Log records for a person on `stream` (default: `sys.stderr` at the time of each record); each repeated WARNING at most once per `every_s` s."
+    def __init__(self, stream=None, every_s: float = 10.0, clock: Callable[[], float] = time.monotonic):
+        super().__init__(stream)
+        self._fixed_stream = stream                # None: follow sys.stderr (StreamHandler.__init__ set it to the current one)
+        self.every_s, self._clock = float(every_s), clock
+        self._limits: dict[tuple[str, str], WarningRateLimit] = {}
+
+    @property
+    def stream(self): return self._fixed_stream or sys.stderr
+    @stream.setter
+    def stream(self, value): self._fixed_stream = value
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno != logging.WARNING: return super().emit(record)
+        key = (record.name, str(record.msg))
+        limit = self._limits.setdefault(key, WarningRateLimit(self.every_s, self._clock))
+        due = limit.occurred()
+        if not due: return
+        if due > 1:
+            record = logging.makeLogRecord({**record.__dict__, "msg": f"{record.getMessage()} [{due - 1} more like it in the last {self.every_s:g} s]", "args": None})
+        super().emit(record)
+
+# %% ../../nbs/00_system.log.ipynb 17
+CONSOLE_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(threadName)s] %(message)s"
+
+def _level(level: str | int) -> int: return level if isinstance(level, int) else logging.getLevelName(level.upper())
+
+def _add(root: logging.Logger, handler: logging.Handler, formatter: logging.Formatter, level: int) -> None:
+    handler.setFormatter(formatter)
+    handler.setLevel(level)
+    handler._tspace = True
+    root.addHandler(handler)
+
+def setup_logging(level: str | int = "INFO", json_file: str | Path | None = None, console: bool = True, stream=None, *,
+                  console_level: str | int | None = None, file: str | Path | None = None, file_json: bool = False,
+                  socket: str | None = None, warn_every_s: float = 10.0) -> logging.Logger:
+    "Configure the `tspace` logger: a `ConsoleHandler` from `console_level` (default `level`); from `level`: JSON lines to `json_file`, the log to `file` (JSON lines with `file_json`), records to a `SocketHandler` listener at `socket` ('HOST:PORT')."
+    root = logging.getLogger(ROOT_LOGGER)
+    for h in list(root.handlers):
+        if getattr(h, "_tspace", False): root.removeHandler(h); h.close()
+    level = _level(level)
+    con_level = level if console_level is None else _level(console_level)
+    root.setLevel(min(level, con_level) if console else level)
+    if console: _add(root, ConsoleHandler(stream, warn_every_s), logging.Formatter(CONSOLE_FORMAT), con_level)
+    for path, as_json in ((json_file, True), (file, file_json)):
+        if path is None: continue
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        _add(root, logging.FileHandler(path, encoding="utf-8"), JsonLinesFormatter() if as_json else logging.Formatter(CONSOLE_FORMAT), level)
+    if socket is not None: _add(root, logging.handlers.SocketHandler(*parse_address(socket)), logging.Formatter(), level)
+    return root
+
+# %% ../../nbs/00_system.log.ipynb 23
+def parse_address(address: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    "('host', port) of 'HOST:PORT', ':PORT' or 'PORT'; the host defaults to the loopback interface."
+    host, _, port = str(address).strip().rpartition(":")
+    try: n = int(port)
+    except ValueError: n = -1
+    if not 0 < n < 65536: raise ConfigError(f"log socket {address!r}: expected HOST:PORT with a port 1..65535 (e.g. 127.0.0.1:19996)")
+    return host.strip("[]") or default_host, n
+
+# %% ../../nbs/00_system.log.ipynb 28
+def divert_native_stderr(path: str | Path) -> Callable[[], None]:
+    "Send what native code writes to file descriptor 2 to file `path`; `sys.stderr` keeps the terminal. Returns the function that undoes it."
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    old = sys.stderr
+    old.flush()
+    terminal = os.dup(2)
+    target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(target, 2)
+    os.close(target)
+    sys.stderr = open(terminal, "w", buffering=1, encoding=getattr(old, "encoding", None) or "utf-8", errors="backslashreplace")
+    def undo() -> None:
+        sys.stderr.flush()
+        os.dup2(terminal, 2)
+        sys.stderr.close()
+        sys.stderr = old
+    return undo
+
+def quiet_libraries() -> None:
+    "Before TensorFlow is imported: its C++ log level to errors, and TensorFlow's, absl's and Python's warnings to errors only."
+    import warnings
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    for name in ("tensorflow", "absl", "h5py"): logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"(keras|tensorflow|absl)(\.|$)")

@@ -218,7 +218,18 @@ def run_and_exit(sup: Supervisor, install_signals: bool = True):
     "Run `sup` and exit the process with its exit code: the last line of a supervised program's `__main__`."
     sys.exit(sup.run(install_signals=install_signals))
 
-# %% ../../nbs/00_system.supervisor.ipynb 45
+# %% ../../nbs/00_system.supervisor.ipynb 31
+@patch
+def worker_states(self: Supervisor) -> dict[str, str]:
+    "Each worker's state by name: `waiting` (not started), `running`, `finished` or `failed`. Thread-safe."
+    failed = {name for name, _ in self.failures}
+    def state(w: _Worker) -> str:
+        if w.name in failed: return "failed"
+        if w.thread is None: return "waiting"
+        return "finished" if w.done else "running"
+    return {w.name: state(w) for w in list(self._workers.values())}
+
+# %% ../../nbs/00_system.supervisor.ipynb 48
 def start_threads(workers: dict[str, Callable], stop: threading.Event, skip=()) -> list[threading.Thread]:
     "Start each worker `fn(stop)` of `workers`, except those named in `skip`, in a daemon thread of its name; the started threads."
     threads = [threading.Thread(target=fn, args=(stop,), name=name, daemon=True) for name, fn in workers.items() if name not in skip]

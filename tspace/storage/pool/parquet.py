@@ -98,7 +98,7 @@ def _read(self: ParquetPool, meta: ObservationMeta, schema: pa.Schema, paths: li
     return t.append_column("vehicle", pa.array([meta.vehicle] * n, pa.string())) \
             .append_column("driver", pa.array([meta.driver] * n, pa.string()))
 
-# %% ../../../nbs/04_storage.pool.parquet.ipynb 24
+# %% ../../../nbs/04_storage.pool.parquet.ipynb 25
 @patch
 def refresh(self: ParquetPool) -> None:
     "Forget the cached file list, so the next `sample` sees files other writers added."
@@ -119,7 +119,7 @@ def _file_arrays(self: ParquetPool, path: str, meta: ObservationMeta, schema: pa
         self._cache_bytes -= sum(a.nbytes for a in old.values())
     return arrs
 
-# %% ../../../nbs/04_storage.pool.parquet.ipynb 27
+# %% ../../../nbs/04_storage.pool.parquet.ipynb 28
 @patch
 def sample(self: ParquetPool, batch_size: int, rng=None, **filters) -> dict[str, np.ndarray]:
     "A uniform minibatch (with replacement) over all stored and pending records; with filters, over the matching ones."
@@ -154,7 +154,7 @@ def sample(self: ParquetPool, batch_size: int, rng=None, **filters) -> dict[str,
             for k in TRANSITION_KEYS: out[k][hit] = arrs[k][rows[hit]]
         return out
 
-# %% ../../../nbs/04_storage.pool.parquet.ipynb 33
+# %% ../../../nbs/04_storage.pool.parquet.ipynb 34
 def pool_info(path) -> pd.DataFrame:
     "Records per vehicle, driver and episode of the Parquet pool at `path` (folder or fsspec URL): the `episodes()` listing."
     pool = ParquetPool(path)
