@@ -59,7 +59,7 @@ def test_log_socket_streams_records_and_log_json_writes_json_lines(tmp_path):
     viewer = _Listener()
     threading.Thread(target=viewer.serve_forever, daemon=True).start()
     try:
-        r = _run(tmp_path, "--quiet", "--log_json", "--log_socket", f":{viewer.server_address[1]}")   # host: loopback by default
+        r = _run(tmp_path, "--quiet", "--log-json", "--log-socket", f":{viewer.server_address[1]}")   # dashed, as the issue spells them; host: loopback by default
         assert r.returncode == 0, r.stderr[-3000:]
         assert viewer.got.wait(30), viewer.records[-5:]
     finally:

@@ -17,7 +17,7 @@ from .sim import sim
 from .train import train
 
 # %% auto 0
-__all__ = ['COMMANDS', 'usage', 'find_command', 'call_command', 'main', 'Invocation', 'invoke']
+__all__ = ['COMMANDS', 'usage', 'find_command', 'underscored', 'call_command', 'main', 'Invocation', 'invoke']
 
 # %% ../../nbs/11_cli.main.ipynb 4
 COMMANDS = {
@@ -45,11 +45,17 @@ def find_command(argv: list[str]) -> tuple[tuple[str, ...], Callable] | None:
     return next(((words, fn) for words, fn in COMMANDS.items() if tuple(argv[:len(words)]) == words), None)
 
 # %% ../../nbs/11_cli.main.ipynb 9
+def underscored(arg: str) -> str:
+    "`--log-socket=X` -> `--log_socket=X`: an option may be written with dashes or with underscores (as `--help` shows it)."
+    if not arg.startswith("--") or arg == "--": return arg
+    name, eq, value = arg[2:].partition("=")
+    return "--" + name.replace("-", "_") + eq + value
+
 def call_command(fn: Callable, args: list[str], prog: str) -> int:
     "Parse `args` into `fn`'s options and call it; the exit code."
     parser = anno_parser(fn, prog=prog)
     try:
-        options = vars(parser.parse_args(args))
+        options = vars(parser.parse_args([underscored(a) for a in args]))
         for hidden in ("pdb", "xtra"): options.pop(hidden)       # fastcore's own options; tspace uses neither
         return fn(**options) or 0
     except SystemExit as e: return 0 if e.code is None else int(e.code)
@@ -72,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     words, fn = found
     return call_command(fn, argv[len(words):], prog=f"tspace {' '.join(words)}")
 
-# %% ../../nbs/11_cli.main.ipynb 11
+# %% ../../nbs/11_cli.main.ipynb 12
 class Invocation(NamedTuple):
     "What `tspace ARGS` did: exit code, stdout, stderr."
     code: int
