@@ -34,7 +34,7 @@ class DriveProgress:
     def __init__(self, stream=None, live=None, rich: bool | None = None, width: int | None = None):
         self.out, self.live, self.width = stream or sys.stderr, live, width
         self.rich = self.out.isatty() if rich is None else bool(rich)
-        self._last, self._pct, self._label, self._base, self._bars, self._tasks = -math.inf, -1, None, {}, None, {}
+        self._last, self._pct, self._label, self._base, self._bars, self._tasks = -math.inf, 0, None, {}, None, {}
 
     def _counts(self, label: str) -> dict:
         "This drive's share of the run's counters (records, flashes, superseded), and the live Wh/km."
@@ -47,7 +47,7 @@ class DriveProgress:
         if self.rich: return _draw_rich(self, label, cycle, t, dur, row, counts)
         if row is not None:
             print(_plain_result(label, cycle, row, counts), file=self.out, flush=True)
-            self._pct, self._label = -1, None
+            self._pct, self._label = 0, None      # the next drive prints at 25, 50 and 75 %
             return
         now, extra = time.monotonic(), (f", {_live_text(counts)}" if counts else "")
         if not dur:                              # no known end: a truck driven by a person
