@@ -22,6 +22,7 @@ interface = "{interface}"
 [vehicle.can]
 interface = "udp_multicast"
 channel = "{group}"
+hop_limit = 0
 bus_timeout_s = 20.0
 [vehicle.can.bus_kwargs]
 port = {port}

@@ -12,7 +12,7 @@ SPEEDUP = 4.0
 def test_sim_process_over_udp_multicast():
     group = f"239.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(1, 254)}"
     port = random.randint(20000, 60000)
-    cfg = CanConfig(interface="udp_multicast", channel=group, bus_kwargs={"port": port}, bus_timeout_s=20.0, uds_timeout_s=1.0)
+    cfg = CanConfig(interface="udp_multicast", channel=group, hop_limit=0, bus_kwargs={"port": port}, bus_timeout_s=20.0, uds_timeout_s=1.0)
     kv = KvaserCAN(cfg, 30, 20.0).start()           # listen before the VCU starts talking
     boot = "import sys; from tspace.cli.main import main; sys.exit(main(sys.argv[1:]))"    # the `tspace` entry point
     cmd = [sys.executable, "-c", boot, "sim", "--bus", "udp_multicast", "--channel", group, "--port", str(port), "--cycle", "triangle",

@@ -120,7 +120,7 @@ def _build_vehicle(self: Avatar):
         log.info("truck %r behind a CAN bridge on udp %s:%s, flashed on %s:%s, episodes from the udp HMI", v.id, self.cfg.hmi.host, self.cfg.hmi.resolved_port,
                  v.can.interface, v.can.channel)
         return vehicle, interface, "uds-bus"
-    if v.interface == "kvaser":                # the bus as configured: a Kvaser channel, udp_multicast, ...
+    if v.interface == "kvaser":                # the bus as configured: a Kvaser channel, udp_multicast (on this host unless vehicle.can.hop_limit > 0), ...
         vehicle = ExternalVehicle(v, self.cfg.hmi, events, on_exit=stop_run)
         log.info("truck %r on %s:%s, episodes from the %s HMI", v.id, v.can.interface, v.can.channel, self.cfg.hmi.kind)
         return vehicle, KvaserCAN(v.can, v.frame.frame_len, v.frame.sample_hz).open(), "can-reader"

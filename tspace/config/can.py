@@ -28,6 +28,8 @@ class CanConfig(ConfigModel):
     channel: str = Field("tspace", min_length=1, description="python-can channel: a name for virtual, a multicast group "
                          "address for udp_multicast ('default' = python-can's group), a channel number for kvaser")
     bitrate: int = Field(500_000, gt=0, le=8_000_000, description="bus bit rate, bit/s (ignored by virtual and udp_multicast)")
+    hop_limit: int = Field(0, ge=0, le=255, description="multicast hop limit (TTL) of udp_multicast: 0 keeps every frame on this "
+                           "host; raise it only to reach trucks on other machines of a trusted network")
     bus_kwargs: dict[str, str | int | float | bool] = Field(default_factory=dict,
                          description="further keyword arguments for the python-can Bus (e.g. port, data_bitrate, fd)")
     dbc: str = Field("truck.dbc", description="DBC file: a path, or the name of a file in tspace's res/")
