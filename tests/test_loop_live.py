@@ -5,6 +5,7 @@ import json, socket, socketserver, threading, time
 
 import numpy as np
 
+from servers import wait_until
 from tspace.loop.pipelines import LivePipeline
 from tspace.loop.types import PipelineEnded, ToyAgent
 
@@ -87,15 +88,6 @@ def test_tcp_stream_disconnecting_twice():
     assert not live.reader_alive
 
 
-def wait_until(condition, timeout=10.0):
-    "Wait (up to a generous `timeout`) until `condition()` holds; False if it never does."
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline: return False
-        time.sleep(0.01)
-    return True
-
-
 def test_close_wakes_a_reader_blocked_in_a_socket_read():
     items = [{"seq": i, "obs": [0.0]} for i in range(10)]
     srv, state, release = serve(items, stall_after=4)      # sends 4 items, then nothing
@@ -104,7 +96,7 @@ def test_close_wakes_a_reader_blocked_in_a_socket_read():
         assert len(live.next_episode(ToyAgent())) == 2
         # the server sends nothing more, and the reader has taken all 4 items: its next readline() blocks
         assert state["stalled"].wait(10)
-        assert wait_until(lambda: live.stats()["received"] == 4)
+        wait_until(lambda: live.stats()["received"] == 4, what="the reader taking all 4 items")
         t0 = time.monotonic()
         live.close()
         assert time.monotonic() - t0 < 1.0
