@@ -15,9 +15,10 @@ from .dataflow.pipeline import BlockingQueue, DropOldestQueue
 from .dataflow.vehicle import DEFAULT_SPEEDUP, CloudVehicle, SimVehicle
 from .loop.types import PipelineEnded
 from .loop.vehicle import DriverPipeline, EnvScorer, Policy, VehiclePipeline, drive_score
-from .report import TensorBoardCallback, drive_progress, drives_table, make_plots, save_run_data
+from .report import TensorBoardCallback, drive_progress, drives_table, make_plots, new_run_dir, newest_run, save_run_data
 from .system.errors import ConfigError, check_int, check_number
 from .system.log import get_logger
+from .system.supervisor import describe_failures
 
 log = get_logger(__name__)
 
@@ -67,23 +68,15 @@ class Avatar:
         self.result: dict[str, Any] = {}
         self.exit_code: int | None = None
 
-    def latest_run(self, holding: str) -> Path | None:
-        "The newest run directory under `DATA/_runs` that holds `holding` (`checkpoint` or `state`), or None."
-        runs = self.data / "_runs"
-        old = sorted(p for p in runs.glob("*") if (p / holding).exists()) if runs.exists() else []
-        return old[-1] if old else None
-
     def _pick_run_dir(self) -> Path:
         "`--resume`: the newest run with a loop state; otherwise a new directory (an inference run never writes into a training run's)."
-        runs, stamp = self.data / "_runs", time.strftime('%Y%m%d-%H%M%S')
-        if self.resume and (last := self.latest_run("state")) is not None: return last
-        if self.infer: return runs / f"{stamp}-infer-{uuid.uuid4().hex[:4]}"
-        return runs / f"{stamp}-{self.cfg.agent.kind}-{uuid.uuid4().hex[:4]}"
+        if self.resume and (last := newest_run(self.data, "state")) is not None: return last
+        return new_run_dir(self.data, "infer" if self.infer else self.cfg.agent.kind)
 
     def _make_agent(self):
         from tspace.agent.dpg import make_agent, load_agent
         if self.infer:
-            last = self.latest_run("checkpoint")
+            last = newest_run(self.data, "checkpoint")
             ck = self.checkpoint or (last / "checkpoint" if last is not None else None)
             if ck is None or not Path(ck).exists():
                 raise ConfigError(f"--infer: no checkpoint at {str(ck or self.data / '_runs' / '*' / 'checkpoint')!r}; train first or pass --checkpoint")
@@ -252,7 +245,7 @@ def run(self: Avatar) -> int:
     try: code = self.supervisor.run()
     finally: self._close()
     self.result.update(wall_s=time.monotonic() - t0, stop_reason=self.supervisor.stop_reason,
-                       failures=[f"{n}: {type(e).__name__}: {e}" for n, e in self.supervisor.failures])
+                       failures=describe_failures(self.supervisor.failures))
     self.exit_code = code
     try: self.report()
     except Exception as e:

@@ -13,13 +13,14 @@ from rich.table import Table
 from rich.text import Text
 from .loop.types import json_ready
 from .system.files import write_json_atomic
+from .system.supervisor import describe_failures
 from .system.log import get_logger
 
 log = get_logger(__name__)
 
 # %% auto 0
 __all__ = ['log', 'STATUS_FORMAT', 'DRIVE_FIELDS', 'SPARKS', 'PHASE_STYLE', 'WORKER_STYLE', 'run_status', 'StatusWriter',
-           'read_status', 'run_phase', 'sparkline', 'status_view', 'render_text', 'MonitorApp', 'newest_run']
+           'read_status', 'run_phase', 'sparkline', 'status_view', 'render_text', 'MonitorApp']
 
 # %% ../nbs/10_monitor.ipynb 6
 STATUS_FORMAT = 1
@@ -52,7 +53,7 @@ def run_status(avatar) -> dict:
     return json_ready({"format": STATUS_FORMAT, "run_dir": str(avatar.run_dir), "pid": os.getpid(), "host": socket.gethostname(),
                        "updated": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "updated_s": time.time(),
                        "ended": False, "exit_code": None, "stop_reason": sup.stop_reason,
-                       "failures": [f"{n}: {type(e).__name__}: {e}" for n, e in sup.failures],
+                       "failures": describe_failures(sup.failures),
                        "workers": sup.worker_states(), "queues": queues, "drive": _drive_in_progress(avatar),
                        "drives": drives, "loop": _loop_status(avatar.controller)}, "run status")
 
@@ -79,11 +80,10 @@ class StatusWriter:
 
     def finish(self, failures: Callable[[], list] = list) -> None:
         "Write the end state: `ended`, `exit_code` (1 when `failures()` is not empty) and the failures."
-        self.write()
-        doc = dict(self._last or {"format": STATUS_FORMAT, "pid": os.getpid()})
-        failed = list(failures())
-        doc.update(ended=True, exit_code=1 if failed else 0, updated_s=time.time(),
-                   failures=[f"{n}: {type(e).__name__}: {e}" for n, e in failed] or doc.get("failures", []))
+        try: doc = self.snapshot()
+        except Exception: doc = dict(self._last or {"format": STATUS_FORMAT, "pid": os.getpid()})   # the last good one
+        failed = describe_failures(failures())
+        doc.update(ended=True, exit_code=1 if failed else 0, updated_s=time.time(), failures=failed or doc.get("failures", []))
         write_json_atomic(self.path, doc)
 
 # %% ../nbs/10_monitor.ipynb 16
@@ -228,10 +228,3 @@ class MonitorApp(App):
         if run_phase(self.status) in ("ended", "failed", "crashed"): self.exit(self.status)
 
     def action_quit(self) -> None: self.exit(self.status)
-
-# %% ../nbs/10_monitor.ipynb 32
-def newest_run(data) -> Path | None:
-    "The newest run directory under `data/_runs`, or None."
-    runs = Path(data) / "_runs"
-    found = sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
-    return found[-1] if found else None

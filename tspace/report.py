@@ -4,17 +4,28 @@
 
 # %% ../nbs/10_report.ipynb 3
 from __future__ import annotations
-import json, math, sys, time
+import json, math, sys, time, uuid
 from pathlib import Path
 import numpy as np
 import pandas as pd
 
 # %% auto 0
-__all__ = ['PLOT_FILES', 'RUN_FILES', 'PLOT_DATA_FILES', 'DriveProgress', 'drive_progress', 'drives_table', 'saving_pct',
-           'saving_figure', 'learning_curve_figure', 'torque_change_figure', 'eval_traces_figure', 'make_plots',
-           'save_run_data', 'load_run', 'report_run', 'TensorBoardCallback']
+__all__ = ['PLOT_FILES', 'RUN_FILES', 'PLOT_DATA_FILES', 'new_run_dir', 'newest_run', 'DriveProgress', 'drive_progress',
+           'drives_table', 'saving_pct', 'saving_figure', 'learning_curve_figure', 'torque_change_figure',
+           'eval_traces_figure', 'make_plots', 'save_run_data', 'load_run', 'report_run', 'TensorBoardCallback']
 
 # %% ../nbs/10_report.ipynb 5
+def new_run_dir(data, kind: str) -> Path:
+    "The path of a new run directory under `DATA/_runs`: `<time>-<kind>-<id>`."
+    return Path(data) / "_runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{uuid.uuid4().hex[:4]}"
+
+def newest_run(data, holding: str | None = None) -> Path | None:
+    "The newest run directory under `DATA/_runs` (with `holding`: the newest that holds that file or folder), or None."
+    runs = Path(data) / "_runs"
+    found = sorted(p for p in runs.iterdir() if p.is_dir() and (holding is None or (p / holding).exists())) if runs.is_dir() else []
+    return found[-1] if found else None
+
+# %% ../nbs/10_report.ipynb 8
 def _plain_result(label: str, cycle: str, row: dict, counts: dict) -> str:
     vs = f" ({row['change_pct']:+.2f} % vs stock)" if math.isfinite(row["change_pct"]) else ""   # no stock drive of a driven episode
     rmse = f", RMSE {row['speed_rmse_kmh']:.2f} km/h" if math.isfinite(row["speed_rmse_kmh"]) else ""
@@ -28,7 +39,7 @@ def _live_text(counts: dict) -> str:
     if "flashes" in counts: parts.append(f"{counts['flashes']} flashes ({counts['superseded']} superseded)")
     return ", ".join(parts)
 
-# %% ../nbs/10_report.ipynb 6
+# %% ../nbs/10_report.ipynb 9
 class DriveProgress:
     "Progress of the drives of a run: `show(label, cycle, t, duration, row=None)` per tick, `row` once a drive ends; `close()` at the end."
     def __init__(self, stream=None, live=None, rich: bool | None = None, width: int | None = None):
@@ -66,7 +77,7 @@ class DriveProgress:
     def __enter__(self): return self
     def __exit__(self, *exc): self.close()
 
-# %% ../nbs/10_report.ipynb 7
+# %% ../nbs/10_report.ipynb 10
 def _draw_rich(self: DriveProgress, label, cycle, t, dur, row, counts) -> None:
     "The rich display: a bar per drive, its detail column the live numbers, then the result."
     from rich.console import Console
@@ -98,7 +109,7 @@ def drive_progress(stream=None, live=None, rich: bool | None = None, width: int 
     "The progress display of a run's drives on `stream` (default stderr): rich bars on a terminal, plain lines elsewhere (`rich` forces either)."
     return DriveProgress(stream, live, rich, width)
 
-# %% ../nbs/10_report.ipynb 13
+# %% ../nbs/10_report.ipynb 16
 def drives_table(drives: pd.DataFrame) -> str:
     "The drives of a run as text: phase, cycle, Wh/km, change vs stock (%), speed RMSE (km/h), distance (km), records stored."
     if drives.empty: return "(no drive finished)"
@@ -106,7 +117,7 @@ def drives_table(drives: pd.DataFrame) -> str:
         "wh_per_km": "Wh/km", "change_pct": "vs stock %", "speed_rmse_kmh": "RMSE km/h", "distance_km": "km"})
     return show.to_string(index=False, float_format=lambda x: f"{x:.2f}")
 
-# %% ../nbs/10_report.ipynb 16
+# %% ../nbs/10_report.ipynb 19
 def _pyplot():
     import matplotlib
     matplotlib.use("Agg")
@@ -165,7 +176,7 @@ def learning_curve_figure(drives: pd.DataFrame, history: list[dict]):
     ax.set_title("Learning curve")
     return fig
 
-# %% ../nbs/10_report.ipynb 18
+# %% ../nbs/10_report.ipynb 21
 def torque_change_figure(stock, after, budget_nm: float):
     "Figure: the map `after` (Nm, the stock map's shape) minus the `stock` map (a `TorqueMap`) as a heatmap, cells labelled in Nm."
     plt = _pyplot()
@@ -218,7 +229,7 @@ def make_plots(out: Path, drives: pd.DataFrame, history: list[dict], stock, map_
                lambda: torque_change_figure(stock, after, budget_nm), lambda: eval_traces_figure(traces, eval_cycle))
     return [_save(figure(), out / name) for name, figure in zip(PLOT_FILES, figures)]
 
-# %% ../nbs/10_report.ipynb 27
+# %% ../nbs/10_report.ipynb 30
 RUN_FILES = ("drives.csv", "summary.json")
 "What every finished run directory holds."
 PLOT_DATA_FILES = ("history.json", "traces.json", "stock_map.csv")
@@ -258,7 +269,7 @@ def report_run(run_dir, plots: bool = True) -> tuple[str, list[Path]]:
     return table, make_plots(Path(run_dir) / "plots", drives, run["history"], run["stock"], summary.get("map_after"), budget,
                              run["traces"], evals.iloc[-1] if len(evals) else "(none)")
 
-# %% ../nbs/10_report.ipynb 31
+# %% ../nbs/10_report.ipynb 34
 def _finite(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 class TensorBoardCallback:

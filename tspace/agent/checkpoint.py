@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..system.errors import AgentError
-from ..system.files import atomic_write, fsync_path
+from ..system.files import atomic_write, fsync_path, write_json_atomic
 
 # %% auto 0
 __all__ = ['CHECKPOINT_FORMAT', 'META_FILE', 'checkpoint_writer', 'checkpoint_dir', 'write_checkpoint_meta', 'checkpoint_meta',
@@ -59,8 +59,7 @@ META_FILE = "agent.json"
 
 def write_checkpoint_meta(d: Path, meta: dict) -> None:
     "Write `meta` as the `agent.json` of checkpoint directory `d`, with this tspace's `format` first."
-    text = json.dumps({"format": CHECKPOINT_FORMAT, **meta}, indent=1, allow_nan=False)
-    (Path(d) / META_FILE).write_text(text, encoding="utf-8")
+    write_json_atomic(Path(d) / META_FILE, {"format": CHECKPOINT_FORMAT, **meta})
 
 def checkpoint_meta(d: Path, path=None) -> dict:
     "The `agent.json` of checkpoint directory `d` (the current one of `path`, named in errors); its format is checked."

@@ -91,7 +91,7 @@ def _update(self: TD3, b: dict[str, np.ndarray]) -> dict[str, float]:
 def target_action(self: TD3, s2) -> np.ndarray:
     "Smoothed target actions (unit actions) for a batch of next states, as the next update would draw them (advances the smoothing noise)."
     s2 = self.spec.check_obs_batch(s2, "s2")
-    return self._target_action_fn(s2.reshape(len(s2), -1)).numpy()
+    return self._target_action_fn(s2).numpy()
 
 @patch
 def _save_arrays(self: TD3, d: Path) -> None:

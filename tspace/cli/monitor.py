@@ -15,7 +15,7 @@ __all__ = ['monitor']
 # %% ../../nbs/11_cli.monitor.ipynb 4
 def _run_to_watch(run_dir: str | None, data: str | None, config: str | None) -> Path:
     "RUN_DIR, or the newest run under `data` (default: the config's storage.url); `StorageError` when there is none."
-    from tspace.monitor import newest_run
+    from tspace.report import newest_run
     from tspace.system.errors import StorageError
     if run_dir is not None: return Path(run_dir)
     root = Path(data if data is not None else load_config_with(config).storage.url)

@@ -25,9 +25,8 @@ def _training_pool(storage, out: str | None):
 
 def _checkpoint_dir(url: str, kind: str) -> Path:
     "Where a checkpoint goes without `--out`: a run folder of its own under the pool's `_runs`."
-    import time, uuid
-    run = f"{time.strftime('%Y%m%d-%H%M%S')}-offline-{kind}-{uuid.uuid4().hex[:4]}"
-    return Path(url.removeprefix("file://")) / "_runs" / run / "checkpoint"
+    from tspace.report import new_run_dir
+    return new_run_dir(url.removeprefix("file://"), f"offline-{kind}") / "checkpoint"
 
 # %% ../../nbs/11_cli.train.ipynb 6
 def train(data: Param("pool to learn from (default: the config's storage.url)", str) = None,

@@ -18,14 +18,11 @@ __all__ = ['Policy', 'VehiclePipeline', 'policy_score', 'EnvScorer', 'DriverPipe
 # %% ../../nbs/08_loop.vehicle.ipynb 4
 class Policy:
     "What the Cruncher's `act(state)` does for the drive in progress: `train` (agent + noise), `eval` (agent, no noise) or `stock` (zero action)."
-    MODES = ("train", "eval", "stock")
     def __init__(self, agent, action_shape):
         self.agent, self.mode = agent, "train"
         self.zero = np.zeros(action_shape, np.float32)
-        self.acts = 0
 
     def act(self, obs, explore: bool | None = None) -> np.ndarray:
-        self.acts += 1
         if self.mode == "stock" or self.agent is None: return self.zero
         return self.agent.act(obs, explore=self.mode == "train" if explore is None else explore)
 

@@ -100,6 +100,7 @@ class TruckSim:
         self._steps_per_sample = int(round(spd))
         self._steps_per_driver = max(1, int(round(p.sim_hz / d.update_hz)))
         self._preview_updates = max(1, int(round(d.preview_s * p.sim_hz / self._steps_per_driver)))
+        self._constants = None                 # `run`'s loop constants, worked out at its first call (not per call: `run(1)` runs per sample)
         self.reset(cycle, seed)
 
     def reset(self, cycle: Cycle | str | None = None, seed: int | None = None) -> None:
@@ -202,6 +203,12 @@ def _loop_constants(p: TruckParams, d: DriverModelParams, steps_per_driver: int)
         inv_prev=1.0 / d.preview_s, inv_Tp=1.0 / d.feedback_time_s, inv_Ti=1.0 / d.integral_time_s,
         lim=d.feedback_limit_mps2, dt_drv=dt_drv, rate=d.pedal_rate_per_s * dt_drv, stand_brk=d.standstill_brake)
 
+@patch
+def _loop_constants_once(self: TruckSim) -> _LoopConstants:
+    "`_loop_constants` of this simulator, kept: the parameters do not change after construction."
+    self._constants = _loop_constants(self.params, self.driver, self._steps_per_driver)
+    return self._constants
+
 # %% ../../nbs/05_sim.truck.ipynb 20
 @patch
 def run(self: TruckSim, n_samples: int) -> SimChunk:
@@ -211,7 +218,7 @@ def run(self: TruckSim, n_samples: int) -> SimChunk:
     # ---- constants as plain locals (see `_loop_constants`), in the order of `_LoopConstants._fields`
     (dt, m_eq, inv_meq_dt, mg, crr, c_aero, G_r, drive_f, regen_f, T_need_f, regen_t_f, Tpk, Ppk, wmax,
      Treg, Preg, vfade, kc, kh, ke, Tf, F_brk_full, inv_F_brk, R, Paux, dt_over_cap, ocv_s, ocv_v,
-     inv_prev, inv_Tp, inv_Ti, lim, dt_drv, rate, stand_brk) = _loop_constants(p, self.driver, self._steps_per_driver)
+     inv_prev, inv_Tp, inv_Ti, lim, dt_drv, rate, stand_brk) = self._constants or self._loop_constants_once()
     spd, dpu, prev_n = self._steps_per_sample, self._steps_per_driver, self._preview_updates
     ref, grade_on, gx, gg = self._ref, self._grade_on, self._grade_x, self._grade_g
     n_ref = len(ref)

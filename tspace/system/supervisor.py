@@ -14,7 +14,7 @@ from .errors import SupervisorError, check_number
 from .log import get_logger
 
 # %% auto 0
-__all__ = ['log', 'Supervisor', 'run_and_exit', 'start_threads']
+__all__ = ['log', 'Supervisor', 'run_and_exit', 'start_threads', 'describe_failures']
 
 # %% ../../nbs/00_system.supervisor.ipynb 5
 log = get_logger(__name__)
@@ -235,3 +235,8 @@ def start_threads(workers: dict[str, Callable], stop: threading.Event, skip=()) 
     threads = [threading.Thread(target=fn, args=(stop,), name=name, daemon=True) for name, fn in workers.items() if name not in skip]
     for t in threads: t.start()
     return threads
+
+# %% ../../nbs/00_system.supervisor.ipynb 51
+def describe_failures(failures) -> list[str]:
+    "`worker: ExceptionType: message` for each `(worker name, exception)` of `Supervisor.failures`."
+    return [f"{name}: {type(e).__name__}: {e}" for name, e in failures]
