@@ -33,9 +33,6 @@ def monitor(run_dir: Param("the run's directory (default: the newest run under -
     from tspace.system.errors import StorageError
     with bad_input_exits("monitor", StorageError): where = _run_to_watch(run_dir, data, config)
     width = shutil.get_terminal_size((100, 40)).columns
-    if not (once or sys.stdout.isatty()):
-        print(render_text(status_view(read_status(where / "status.json"), where), width))
-        return 0
-    if not once: MonitorApp(where, interval).run()
+    if not once and sys.stdout.isatty(): MonitorApp(where, interval).run()
     print(render_text(status_view(read_status(where / "status.json"), where), width))
     return 0

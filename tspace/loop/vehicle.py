@@ -92,13 +92,14 @@ def drive(self: VehiclePipeline, cycle: str, mode: str, label: str = "", seed: i
     return ep, row
 
 @patch
-def _stored_episode(self: VehiclePipeline, deadline: float):
-    "The episode the Cruncher stores for the drive that just ended, or None at monotonic `deadline`."
+def _stored_episode(self: VehiclePipeline, deadline: float, waiting=None):
+    "The next episode the Cruncher stores, or None at monotonic `deadline`; `waiting()` is called while there is none."
     while True:
         try: return self.episodes.get(timeout=0.05)
         except queue.Empty:
-            if self._interrupt.is_set(): raise PipelineEnded("vehicle pipeline interrupted") from None
+            if self._interrupt.is_set(): raise PipelineEnded(f"{self.name} pipeline interrupted while waiting for an episode") from None
             if time.monotonic() > deadline: return None
+            if waiting is not None: waiting()
 
 # %% ../../nbs/08_loop.vehicle.ipynb 12
 def policy_score(saving_pct: float, rmse: float, stock_rmse: float, distance_km: float, stock_distance_km: float) -> float:
@@ -129,6 +130,8 @@ class EnvScorer:
         return EvalMetrics(float(np.mean(scores)), "max", vals)
 
 # %% ../../nbs/08_loop.vehicle.ipynb 16
+_NO_STOCK = dict.fromkeys(("wh_per_km", "speed_rmse_kmh", "distance_km"), math.nan)
+
 class DriverPipeline(VehiclePipeline):
     "Episodes of a truck driven by a person: each begin..end_valid of the driver's HMI is one episode; nothing is asked of the truck."
     name = "driver"
@@ -141,14 +144,10 @@ class DriverPipeline(VehiclePipeline):
         "Set the policy to `mode` and wait for the next episode the Cruncher stores; (episode, row). `PipelineEnded` if interrupted."
         self._set_policy(mode)
         t0 = time.monotonic()
-        while True:
-            try: ep = self.episodes.get(timeout=0.1); break
-            except queue.Empty:
-                if self._interrupt.is_set(): raise PipelineEnded("driver pipeline interrupted while waiting for an episode") from None
-                if self.progress is not None: self.progress(label, "driver", *self.vehicle.progress())
-        row = {"drive": len(self.drives) + 1, "phase": label or mode, "cycle": "driver", **self.episode_energy(ep),
-               "stock_wh_per_km": math.nan, "change_pct": math.nan, "speed_rmse_kmh": math.nan, "stock_rmse_kmh": math.nan,
-               "stock_distance_km": math.nan, "records": len(ep), "wall_s": time.monotonic() - t0}
+        show = (lambda: self.progress(label, "driver", *self.vehicle.progress())) if self.progress is not None else None
+        ep = self._stored_episode(math.inf, waiting=show)
+        measured = {**self.episode_energy(ep), "speed_rmse_kmh": math.nan}          # no stock drive of a driven episode
+        row = _drive_row(len(self.drives) + 1, label or mode, "driver", measured, _NO_STOCK, ep, time.monotonic() - t0)
         self.drives.append(row)
         if self.progress is not None: self.progress(label, "driver", None, None, row)
         return ep, row

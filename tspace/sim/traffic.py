@@ -17,8 +17,8 @@ __all__ = ['idm_accel', 'desired_gap', 'lead_positions', 'FollowingReport']
 def idm_accel(v: float, gap: float, v_lead: float, fp: FollowingParams | None = None) -> float:
     "Acceleration (m/s^2) the IDM driver wants at speed `v` (m/s), bumper-to-bumper `gap` (m) behind a lead at `v_lead` (m/s)."
     fp = fp if fp is not None else FollowingParams()
-    a, b = fp.max_accel_mps2, fp.comfort_decel_mps2
-    s_star = fp.min_gap_m + max(0.0, v * fp.time_gap_s + v * (v - v_lead) / (2.0 * math.sqrt(a * b)))
+    a = fp.max_accel_mps2
+    s_star = desired_gap(v, v_lead, fp)
     return a * (1.0 - (v / (fp.desired_speed_kmh / 3.6)) ** fp.accel_exponent - (s_star / max(gap, 0.1)) ** 2)
 
 def desired_gap(v: float, v_lead: float, fp: FollowingParams | None = None) -> float:
