@@ -17,7 +17,7 @@ for key in cfg:
     # optional groups, e.g. `agent_requirements = tensorflow` becomes `pip install tspace[agent]`
     if key.endswith('_requirements') and key != 'dev_requirements':
         extras[key[:-len('_requirements')]] = cfg[key].split()
-extras['all'] = sorted({r for k, v in extras.items() if k != 'dev' for r in v})
+extras['all'] = sorted({r for k, v in extras.items() if k not in ('dev', 'bench') for r in v})   # bench: peer libraries (torch), never in CI
 
 setuptools.setup(
     name=cfg['lib_name'],

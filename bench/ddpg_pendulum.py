@@ -21,15 +21,12 @@ the space bounds (angular velocity / 8) and feeds the action into the critic aft
 concatenates raw observation and action.
 """
 from __future__ import annotations
-import argparse, json, os, subprocess, sys, time
+import argparse, json, os, sys
 import numpy as np
+from common import env_list, evaluate, latency_report, run_worker, sb3_available, train_sb3, train_tspace
 
 HP = dict(gamma=0.98, lr=1e-3, tau=0.005, batch_size=256, buffer_size=200_000, learning_starts=10_000,
           noise_sigma=0.1, hidden=(400, 300))
-
-
-def env_list(name: str, default: str) -> list[int]:
-    return [int(x) for x in os.environ.get(name, default).replace(",", " ").split()]
 
 
 def parse_args():
@@ -45,21 +42,6 @@ def parse_args():
     return p.parse_args()
 
 
-def evaluate(policy, seed: int, episodes: int) -> float:
-    import gymnasium as gym
-    env = gym.make("Pendulum-v1")
-    returns = []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=10_000 + 100 * seed + i)
-        done, total = False, 0.0
-        while not done:
-            obs, r, term, trunc, _ = env.step(policy(obs))
-            total += r
-            done = term or trunc
-        returns.append(total)
-    return float(np.mean(returns))
-
-
 def run_tspace(seed: int, steps: int, learning_starts: int, eval_episodes: int) -> dict:
     import gymnasium as gym
     from tspace.agent.ddpg import DDPG
@@ -69,28 +51,9 @@ def run_tspace(seed: int, steps: int, learning_starts: int, eval_episodes: int) 
                       batch_size=HP["batch_size"], buffer_size=HP["buffer_size"], hidden_units=HP["hidden"],
                       noise="gaussian", noise_sigma=HP["noise_sigma"], seed=seed)
     agent = DDPG.from_spaces(env.observation_space, env.action_space, cfg, learning_starts=learning_starts)
-    env.action_space.seed(seed)
-    obs, _ = env.reset(seed=seed)
-    learn_s, updates, losses = 0.0, 0, []
-    t_start = time.perf_counter()
-    for t in range(steps):
-        a = env.action_space.sample() if t < learning_starts else agent.act(obs)
-        obs2, r, term, trunc, _ = env.step(a)
-        agent.observe({"s": obs, "a": a, "r": r, "s2": obs2, "terminal": term})
-        obs = obs2
-        if term or trunc:
-            obs, _ = env.reset()
-            agent.reset()
-        if t >= learning_starts:
-            t0 = time.perf_counter()
-            out = agent.learn()
-            learn_s += time.perf_counter() - t0
-            updates += 1
-            losses.append(out["critic_loss"])
-    wall = time.perf_counter() - t_start
+    out = train_tspace(env, agent, steps, learning_starts, seed)
     ret = evaluate(lambda o: agent.act(o, explore=False), seed, eval_episodes)
-    return {"return": ret, "grad_steps_s": updates / learn_s if learn_s else float("nan"), "updates": updates,
-            "wall_s": wall, "losses": losses, "agent": agent}
+    return {"return": ret, **out, "agent": agent}
 
 
 def run_sb3(seed: int, steps: int, learning_starts: int, eval_episodes: int) -> dict:
@@ -102,55 +65,15 @@ def run_sb3(seed: int, steps: int, learning_starts: int, eval_episodes: int) -> 
                     batch_size=HP["batch_size"], tau=HP["tau"], gamma=HP["gamma"], train_freq=1, gradient_steps=1,
                     action_noise=NormalActionNoise(np.zeros(1), HP["noise_sigma"] * np.ones(1)),
                     policy_kwargs=dict(net_arch=list(HP["hidden"])), device="cpu", seed=seed, verbose=0)
-    timing = {"s": 0.0, "n": 0}
-    train = model.train
-    def timed_train(gradient_steps: int, batch_size: int = 100):
-        t0 = time.perf_counter()
-        train(gradient_steps=gradient_steps, batch_size=batch_size)
-        timing["s"] += time.perf_counter() - t0
-        timing["n"] += gradient_steps
-    model.train = timed_train
-    t_start = time.perf_counter()
-    model.learn(total_timesteps=steps)
-    wall = time.perf_counter() - t_start
+    out = train_sb3(model, steps)
     ret = evaluate(lambda o: model.predict(o, deterministic=True)[0], seed, eval_episodes)
-    return {"return": ret, "grad_steps_s": timing["n"] / timing["s"] if timing["s"] else float("nan"),
-            "updates": timing["n"], "wall_s": wall}
+    return {"return": ret, **out}
 
 
 def sb3_in_subprocess(seed: int, args) -> dict:
-    """SB3 in its own process: torch and TensorFlow each bundle LLVM and abort when loaded into one process."""
-    cmd = [sys.executable, __file__, "--sb3-worker", str(seed), "--steps", str(args.steps), "--learning-starts",
-           str(args.learning_starts), "--eval-episodes", str(args.eval_episodes), "--torch-threads", str(args.torch_threads)]
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode != 0: raise RuntimeError(f"SB3 worker failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def sb3_available() -> str | None:
-    "Version string of SB3 and torch, or None when stable-baselines3 is not installed (checked without importing torch here)."
-    from importlib.metadata import version, PackageNotFoundError
-    try: return f"SB3 {version('stable-baselines3')} / torch {version('torch')}"
-    except PackageNotFoundError: return None
-
-
-def latency_report(agent) -> dict:
-    "act() p50/p99 next to a compiled tf.function call and the TFLite interpreter, all on one observation."
-    import tempfile
-    from tspace.agent.dpg import act_latency, tflite_runner
-    out = {"act": act_latency(agent, n=20_000), "act_explore": act_latency(agent, n=20_000, explore=True)}
-    x = np.zeros((1, agent.spec.state_size), np.float32)
-    def timed(fn, n=3000):
-        for _ in range(100): fn()
-        t = np.empty(n)
-        for i in range(n):
-            t0 = time.perf_counter_ns(); fn(); t[i] = time.perf_counter_ns() - t0
-        return {"p50_us": float(np.percentile(t, 50)) / 1e3, "p99_us": float(np.percentile(t, 99)) / 1e3}
-    out["tf_function"] = timed(lambda: agent._policy_fn(x).numpy())
-    with tempfile.TemporaryDirectory() as d:
-        run = tflite_runner(agent.export_tflite(os.path.join(d, "actor.tflite")))
-        out["tflite"] = timed(lambda: run(obs=x))
-    return out
+    "SB3 for one seed in its own process (see `common`)."
+    return run_worker(__file__, ["--sb3-worker", str(seed), "--steps", str(args.steps), "--learning-starts", str(args.learning_starts),
+                                 "--eval-episodes", str(args.eval_episodes), "--torch-threads", str(args.torch_threads)])
 
 
 def main():

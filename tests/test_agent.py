@@ -59,3 +59,52 @@ def test_no_checkpoint_yet(tmp_path):
     from tspace.system.errors import AgentError
     with pytest.raises(AgentError, match="CURRENT file missing"):
         checkpoint_dir(tmp_path)
+
+
+def test_tspace_run_trains_a_sac_agent(tmp_path):
+    "`tspace run --agent sac` trains one short episode on the simulated truck and leaves a SAC checkpoint that loads."
+    import json
+    from cli_helpers import TSPACE, clean_env
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text('episodes = 1\nseed = 3\n[agent]\nhidden_units = [16, 16]\nbatch_size = 8\n')
+    r = subprocess.run([TSPACE, "run", "--config", str(cfg), "--data", str(tmp_path / "data"), "--cycle", "triangle",
+                        "--agent", "sac", "--episodes", "1", "--speedup", "50", "--quiet", "--no_plots"],
+                       capture_output=True, text=True, env=clean_env(), timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (rd,) = list((tmp_path / "data" / "_runs").iterdir())
+    assert "-sac-" in rd.name
+    summary = json.loads((rd / "summary.json").read_text())
+    assert summary["loop"]["episodes"] == 1 and summary["records_stored"] > 0
+    from tspace.agent.dpg import load_agent
+    agent = load_agent(rd / "checkpoint")
+    assert type(agent).__name__ == "SAC" and agent.observed > 0
+
+
+def test_tspace_run_and_train_a_transformer_agent(tmp_path):
+    "`tspace run --agent transformer` trains one short episode; `tspace train` continues offline from the pool and its checkpoint; both checkpoints load."
+    import json
+    from cli_helpers import TSPACE, clean_env
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text('episodes = 1\nseed = 3\n[agent]\nhidden_units = [16, 16]\nbatch_size = 2\n'
+                   'context_len = 4\nmodel_dim = 16\nattention_heads = 2\nattention_layers = 1\n')
+    data = tmp_path / "data"
+    r = subprocess.run([TSPACE, "run", "--config", str(cfg), "--data", str(data), "--cycle", "triangle",
+                        "--agent", "transformer", "--episodes", "1", "--speedup", "50", "--quiet", "--no_plots"],
+                       capture_output=True, text=True, env=clean_env(), timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (rd,) = list((data / "_runs").iterdir())
+    assert "-transformer-" in rd.name
+    summary = json.loads((rd / "summary.json").read_text())
+    assert summary["loop"]["episodes"] == 1 and summary["records_stored"] > 0
+    from tspace.agent.dpg import load_agent
+    online = load_agent(rd / "checkpoint")
+    assert type(online).__name__ == "TransformerDPG" and online.config.context_len == 4   # (the loop may keep its best snapshot)
+    out = tmp_path / "offline"
+    r = subprocess.run([TSPACE, "train", "--config", str(cfg), "--data", str(data), "--agent", "transformer",
+                        "--checkpoint", str(rd / "checkpoint"), "--updates", "3", "--out", str(out)],
+                       capture_output=True, text=True, env=clean_env(), timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "3 update(s)" in r.stdout, r.stdout
+    offline = load_agent(out)
+    assert type(offline).__name__ == "TransformerDPG" and offline.updates == online.updates + 3
+    assert offline.observed >= online.observed + summary["records_stored"]    # the pool's episode was observed

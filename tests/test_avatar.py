@@ -84,7 +84,7 @@ def test_sigterm_mid_episode_stores_completed_episodes(tmp_path):
         p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=fe, text=True, env=_env())
         def inside_second_drive():     # the first episode is stored and the second drive is a quarter done
             text = err.read_text()
-            return "stored:" in text and "[train 2] triangle  25%" in text.split("stored:")[-1]
+            return "closed:" in text and "[train 2] triangle  25%" in text.split("closed:")[-1]
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and p.poll() is None and not inside_second_drive(): time.sleep(0.2)
         assert p.poll() is None, err.read_text()[-3000:]
@@ -95,7 +95,7 @@ def test_sigterm_mid_episode_stores_completed_episodes(tmp_path):
     log = err.read_text()
     assert p.returncode == 0, log[-3000:]
     assert took < 5.0, took
-    stored = [int(n) for n in re.findall(r"stored: (\d+) record\(s\)", log)]
+    stored = [int(n) for n in re.findall(r"closed: (\d+) record\(s\)", log)]
     assert len(stored) >= 1 and "stopping with an open episode" in log
     assert _pool_count(tmp_path) == sum(stored)
     assert (_run_dir(tmp_path) / "checkpoint").exists()

@@ -46,7 +46,9 @@ def test_run_cloud_end_to_end(tmp_path):
     base = data / "_cloud" / "tspace" / "cloud-truck-07"
     acks = sorted((base / "acks").glob("*.json"))
     tbox = summary["vehicle_stats"]["tbox"]
-    assert tbox["requests"] == tbox["applied"] == len(acks) == summary["flash"]["written"] >= len(rows)   # at least a reset per drive
+    flashed = summary["flash"]["written"] + summary["flash"]["restores"]          # and the stock map's restore at the end
+    assert summary["restore"]["verified"] and summary["flash"]["restores"] == 1
+    assert tbox["requests"] == tbox["applied"] == len(acks) == flashed >= len(rows) + 1   # at least a reset per drive
     assert all(json.loads(a.read_text())["status"] == "applied" for a in acks)
     assert not list((base / "requests").glob("*.json"))         # handled requests are removed by the TBox
     assert len(list((base / "signals").glob("*.json"))) == tbox["chunks"] == 5 * len(rows)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cli_helpers import TSPACE, clean_env
+from cli_helpers import TSPACE, clean_env, wait_for_text as _wait_for
 from servers import Mosquitto
 
 
@@ -36,15 +36,6 @@ batch_size = 8
     return cfg
 
 
-def _wait_for(path: Path, pattern: str, proc: subprocess.Popen, timeout: float = 60.0, after: int = 0) -> int:
-    "Wait until `pattern` occurs in the file after offset `after`; returns the offset past the match."
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        m = re.search(pattern, path.read_text()[after:])
-        if m: return after + m.end()
-        assert proc.poll() is None, f"tspace run exited ({proc.returncode}) waiting for {pattern!r}:\n{path.read_text()[-3000:]}"
-        time.sleep(0.1)
-    raise AssertionError(f"no {pattern!r} within {timeout:g} s:\n{path.read_text()[-3000:]}")
 
 
 @pytest.mark.parametrize("interface", ["kvaser", "udp"])
@@ -80,7 +71,7 @@ def test_run_on_a_truck_of_its_own(tmp_path, interface):
                 send_status("begin")
                 time.sleep(9.0)                               # the driver drives for 9 s: the episode's length, not a wait
                 send_status("end_valid")
-                at = _wait_for(err, r"stored: \d+ record", run, after=at)
+                at = _wait_for(err, r"closed: \d+ record", run, after=at)
             out, _ = run.communicate(timeout=90)
     finally:
         truck.send_signal(signal.SIGTERM)

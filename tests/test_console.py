@@ -37,7 +37,7 @@ def test_default_run_is_quiet_and_logs_to_the_run_directory(tmp_path):
     assert re.search(r"\[train 1\] triangle: .* \d+ flashes \(\d+ superseded\)", r.stderr), r.stderr
     assert "Wh/km" in r.stdout
     log = (_run_dir(tmp_path) / "tspace.log").read_text()
-    assert re.search(r" INFO +tspace\.dataflow\.cruncher .* stored: \d+ record", log), log[-2000:]
+    assert re.search(r" INFO +tspace\.dataflow\.cruncher .* closed: \d+ record", log), log[-2000:]
     assert " INFO    tspace.system.supervisor" in log and "exit code 0" in log
     native = (_run_dir(tmp_path) / "native-stderr.log").read_text()      # TensorFlow's start-up lines went here
     assert "tspace" not in native
@@ -67,7 +67,7 @@ def test_log_socket_streams_records_and_log_json_writes_json_lines(tmp_path):
         viewer.server_close()
     names = {rec["name"] for rec in viewer.records}
     assert "tspace.dataflow.cruncher" in names and any(rec["levelname"] == "INFO" for rec in viewer.records), names
-    assert any(re.search(r"stored: \d+ record", rec["msg"]) for rec in viewer.records)   # SocketHandler sends the message formatted
+    assert any(re.search(r"closed: \d+ record", rec["msg"]) for rec in viewer.records)   # SocketHandler sends the message formatted
     lines = [json.loads(l) for l in (_run_dir(tmp_path) / "tspace.log").read_text().splitlines()]
     assert {"time", "level", "logger", "message"} <= set(lines[0]) and any(l["level"] == "INFO" for l in lines)
     assert not [l for l in r.stderr.splitlines() if " INFO " in l], r.stderr

@@ -73,6 +73,13 @@ def test_sigkill_mid_write_keeps_every_flushed_record_and_no_corrupt_file(tmp_pa
     with ParquetPool(root, w.META) as again:
         again.append(w.records(10_000, 10_010))
     assert ParquetPool(root).count() == len(got) + 10
+    # a writer that opens once the leftovers are old enough to be nobody's finishes or quarantines them
+    ParquetPool(root, w.META, temp_grace_s=0).close()
+    assert pool.folder.temp_files() == []
+    after = ParquetPool(root).query().step.to_numpy()
+    assert len(np.unique(after)) == len(after) and set(range(confirmed)) <= set(after.tolist())
+    recovered = sorted(set(after.tolist()) - set(steps.tolist()) - set(range(10_000, 10_010)))
+    assert sorted(extra + recovered) in ([], *by_day.values(), sorted(sum(by_day.values(), []))), recovered[:5]
 
 
 # --- time zones ---------------------------------------------------------------------------------------------------

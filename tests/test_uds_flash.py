@@ -1,5 +1,7 @@
 "Flashing torque rows through KvaserCAN against the virtual VCU: round trip, every negative response, retries."
-import uuid
+import threading, time, uuid
+from collections import Counter
+import can
 import numpy as np
 import pytest
 from tspace.conn.can import CanConfig, open_bus
@@ -7,6 +9,10 @@ from tspace.conn.uds import TORQUE_LSB_NM, encode_rows, DID_TORQUE_ROWS
 from tspace.dataflow.kvaser import KvaserCAN
 from tspace.sim.ecu import VirtualVCU
 from tspace.system.errors import FlashError
+from tspace.data.torquemap import TorqueMap
+from tspace.data.core import ActionSpec
+from tspace.dataflow.flash import FlashPath
+from tspace.dataflow.pipeline import BlockingQueue, FlashRequest
 
 @pytest.fixture
 def pair():
@@ -97,3 +103,58 @@ def test_unsafe_maps_are_refused_and_named(pair):
     safe = spec.apply_safe(stock[5:9], np.tile([-1.0, 0.0], 9)[:17] * np.ones((4, 1)))   # the same saw-tooth, projected
     kv.flash_rows(5, safe)                                                        # accepted
     assert vcu.stats["refused_unsafe"] == 4 and vcu.stats["writes"] == 1
+
+
+class _Noise:
+    "Random 8-byte frames on the VCU's response id, about one per millisecond, from a thread of its own (seeded: the same noise each run)."
+    def __init__(self, cfg, seed=0):
+        self.bus, self.cfg, self.rng = open_bus(cfg), cfg, np.random.default_rng(seed)
+        self.done, self.sent = threading.Event(), 0
+        self.thread = threading.Thread(target=self._send, daemon=True)
+    def _send(self):
+        while not self.done.is_set():
+            self.bus.send(can.Message(arbitration_id=self.cfg.uds_rx_id, data=self.rng.bytes(8), is_extended_id=False))
+            self.sent += 1
+            time.sleep(0.001)                   # pacing of the generator, not a wait for a result
+    def __enter__(self): self.thread.start(); return self
+    def __exit__(self, *exc):
+        self.done.set(); self.thread.join(5); self.bus.shutdown()
+        assert not self.thread.is_alive()
+
+def test_noise_on_the_response_id_is_a_flash_error(pair):
+    "Random frames on 0x7E8 while flashing: every failure is a FlashError naming the reason; the client works again afterwards."
+    kv, vcu = pair
+    stock = vcu.sim.stock_map.table
+    kv.client.retries = 0                       # every invalid response fails its request (with retries most are ridden out)
+    outcomes, reasons = Counter(), Counter()
+    with _Noise(kv.cfg) as noise:
+        for k in range(12):
+            try: kv.flash_rows(k % 10, _lowered(stock[k % 10:k % 10 + 4], 5.0))
+            except FlashError as e:
+                outcomes["failed"] += 1; reasons[str(e).split(":")[1].strip()[:40]] += 1
+            else: outcomes["ok"] += 1
+    assert noise.sent > 100 and outcomes["failed"] >= 1, (noise.sent, outcomes)
+    assert kv.client.stats["invalid_responses"] >= 1, kv.client.stats
+    assert kv.stats["uds_invalid_responses"] == kv.client.stats["invalid_responses"]     # in the interface's stats, so in the summary
+    assert reasons["invalid response from the VCU after 1 at"] >= 1, reasons
+    kv.flash_rows(2, _lowered(stock[2:6], 7.0))                                 # quiet again: the same client flashes
+    np.testing.assert_allclose(vcu.sim.torque_map.table[2:6], _lowered(stock[2:6], 7.0), atol=TORQUE_LSB_NM / 2 + 1e-9)
+
+def test_flash_worker_goes_on_through_noise(pair):
+    "The flash worker on a noisy response id: every request gets a report, failures are counted, the worker returns when its queue closes."
+    kv, vcu = pair
+    stock = TorqueMap.default()
+    reports, q = [], BlockingQueue(64)
+    kv.client.retries = 0
+    fp = FlashPath(kv, stock, ActionSpec(), q, reports.append, min_interval_s=0.0)
+    for seq in range(10): q.put(FlashRequest(seq, np.zeros(ActionSpec().shape), reset=True))   # resets are never superseded
+    q.close()
+    with _Noise(kv.cfg, seed=1):
+        worker = threading.Thread(target=fp.run, args=(threading.Event(),), daemon=True)
+        worker.start(); worker.join(60)
+        assert not worker.is_alive()
+    assert [r.seq for r in reports] == list(range(10))
+    failed = [r for r in reports if not r.ok]
+    assert fp.stats["failed"] == len(failed) >= 1 and fp.stats["written"] == 10 - len(failed), (fp.stats, len(failed))
+    assert all(r.error for r in failed)
+    assert any("invalid response from the VCU" in r.error for r in failed), [r.error for r in failed]

@@ -136,7 +136,8 @@ def build(self: Avatar) -> Avatar:
     self.frames = DropOldestQueue(256, name="state frames")
     self.flash_q = BlockingQueue(1024, timeout=5.0, name="flash requests")
     self.frames_in = 0                         # state frames handed to the Cruncher
-    self.supervisor = Supervisor("tspace-run")
+    self.supervisor = Supervisor("tspace-run", stop_timeout=5.0 + cfg.vehicle.can.flash.restore_timeout_s)   # time to restore the stock map
+    self.vcu_released = threading.Event()      # set after the stock map's restore: the workers that carry the VCU's answers run until then
     self.vehicle, self.interface, reader = self._build_vehicle()
     self.agent = self._make_agent()
     self.policy = Policy(self.agent, self.meta.action.shape)
@@ -152,7 +153,12 @@ def build(self: Avatar) -> Avatar:
     self.controller = None if self.infer else self._build_loop()
     workers = {**self.vehicle.workers(), reader: self.interface.run, "frames": self._pump_frames, "cruncher": self._crunch,
                "flash": self.flash.run, "loop": self._loop}
-    for name, fn in workers.items(): self.supervisor.add_worker(name, self.wrap_worker(name, fn))
+    serving = {reader, *getattr(self.vehicle, "restore_workers", ())}
+    for name, fn in workers.items():
+        fn = self.wrap_worker(name, fn)
+        if name in serving: fn = self._until_released(fn)
+        if name == "flash": fn = self._restoring(fn)
+        self.supervisor.add_worker(name, fn)
     self.supervisor.on_flush(self._on_stop)
     from tspace.monitor import StatusWriter, run_status
     self.status = StatusWriter(self.run_dir / "status.json", lambda: run_status(self))   # what `tspace monitor` reads
@@ -236,6 +242,29 @@ def _on_stop(self: Avatar) -> None:
 
 # %% ../nbs/10_avatar.ipynb 17
 @patch
+def _restoring(self: Avatar, flash_worker: Callable) -> Callable:
+    "The flash worker, then (whatever ended it) the stock map restored and verified; then the VCU's workers may stop."
+    def flash_then_restore(stop: threading.Event) -> None:
+        try: flash_worker(stop)
+        finally:
+            try: self.flash.restore(self.cfg.vehicle.can.flash.restore_timeout_s)
+            finally: self.vcu_released.set()
+    return flash_then_restore
+
+@patch
+def _until_released(self: Avatar, worker: Callable) -> Callable:
+    "`worker` run until the stock map is restored rather than until the supervisor's stop."
+    def serve_until_released(stop: threading.Event) -> None: worker(self.vcu_released)
+    return serve_until_released
+
+@patch
+def _restore_outcome(self: Avatar) -> dict:
+    "The restore's record for the summary; one that did not happen counts as not verified."
+    rec = getattr(self.flash, "restored", None)
+    return rec if rec is not None else {"restored": False, "verified": False, "error": "the flash worker did not get to restore it"}
+
+# %% ../nbs/10_avatar.ipynb 19
+@patch
 def run(self: Avatar) -> int:
     "Build (if needed), run under the supervisor, report; returns the exit code (0 ok, 1 a worker failed)."
     if not hasattr(self, "supervisor"): self.build()
@@ -245,7 +274,11 @@ def run(self: Avatar) -> int:
     try: code = self.supervisor.run()
     finally: self._close()
     self.result.update(wall_s=time.monotonic() - t0, stop_reason=self.supervisor.stop_reason,
-                       failures=describe_failures(self.supervisor.failures))
+                       failures=describe_failures(self.supervisor.failures), restore=self._restore_outcome())
+    if not self.result["restore"]["verified"]:
+        log.critical("THE STOCK TORQUE MAP WAS NOT RESTORED ON THE VCU: %s", self.result["restore"].get("error"))
+        self.result["failures"].append(f"restore: THE STOCK TORQUE MAP WAS NOT RESTORED: {self.result['restore'].get('error')}")
+        code = code or 1
     self.exit_code = code
     try: self.report()
     except Exception as e:

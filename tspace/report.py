@@ -136,21 +136,23 @@ def saving_pct(drives: pd.DataFrame) -> np.ndarray:
 
 def _drive_labels(drives: pd.DataFrame) -> list[str]: return [f"{p}\n{c}" for p, c in zip(drives.phase, drives.cycle)]
 
-def saving_figure(drives: pd.DataFrame):
-    "Figure: the saving (%) of each drive against the stock map on its cycle; the stock map is the line at 0 (its own drive is not shown)."
+def saving_figure(drives: pd.DataFrame, reference: dict[str, float] | None = None):
+    "Figure: the saving (%) of each drive against the stock map on its cycle; the stock map is the line at 0 (its own drive is not shown); `reference`: label -> saving % drawn as dashed lines (e.g. the oracle's saving on the held-out cycle, from `bench/energy.py`)."
     plt = _pyplot()
     d = drives[drives.phase != "eval stock"].reset_index(drop=True)
     x, s = np.arange(1, len(d) + 1), saving_pct(d)
     train = d.phase.str.startswith("train").to_numpy()
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.axhline(0.0, color="k", lw=1.5, label="stock map")
+    refs = dict(reference or {})
+    for i, (label, pct) in enumerate(refs.items()): ax.axhline(pct, color=f"C{2 + i}", lw=1.2, ls="--", label=label)
     ax.plot(x[train], s[train], "o-", color="C0", label="training drive (with exploration noise)")
     ax.plot(x[~train], s[~train], "D", color="C3", ms=9, label="evaluation drive (agent, no noise)")
     for xi, si in zip(x, s):
         if math.isfinite(si): ax.annotate(f"{si:+.2f} %", (xi, si), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=7)
     ax.set_xticks(x, _drive_labels(d), fontsize=7)
     ax.set_ylabel("energy saving vs stock map, %")
-    lim = max(0.5, float(np.nanmax(np.abs(s), initial=0.0)) * 1.4)
+    lim = max(0.5, float(np.nanmax(np.abs(np.r_[s, list(refs.values())]), initial=0.0)) * 1.4)
     ax.set_ylim(-lim, lim)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")

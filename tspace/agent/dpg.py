@@ -30,7 +30,8 @@ log = get_logger(__name__)
 
 TUNABLE: tuple[str, ...] = ("actor_lr", "critic_lr", "gamma", "tau", "batch_size", "noise_sigma", "noise_theta")
 "Config fields that `set_hyperparams` may change on a built agent."
-STRUCTURAL: tuple[str, ...] = ("kind", "hidden_units", "lstm_units", "noise")
+STRUCTURAL: tuple[str, ...] = ("kind", "hidden_units", "lstm_units", "noise", "learn_temperature",
+                               "context_len", "attention_heads", "model_dim", "attention_layers")
 "Config fields that fix the networks and must match when a checkpoint is loaded."
 
 def _as_config(config, kind: str) -> AgentConfig:
@@ -48,7 +49,7 @@ def _as_spec(spec) -> AgentSpec:
 
 # %% ../../nbs/06_agent.dpg.ipynb 9
 class DPGAgent:
-    "The agent contract the loop uses; DDPG and RDPG implement it."
+    "The agent contract the loop uses; DDPG, RDPG, TD3 and SAC implement it."
     kind: ClassVar[str] = ""
     tunable: ClassVar[tuple[str, ...]] = TUNABLE
     buffer_items: ClassVar[str] = "transitions"
@@ -59,8 +60,7 @@ class DPGAgent:
         self.spec = _as_spec(spec)
         self.config = _as_config(config, self.kind)
         self.options = self._check_options({**self.default_options(self.config), **options})
-        self.noise: Noise = make_noise(self.config.noise, self.spec.action_shape, self.config.noise_sigma,
-                                       self.config.noise_theta, seed=self.config.seed)
+        self.noise: Noise = self._make_noise()
         self._buffer = buffer
         self.updates = 0          # gradient updates done
         self.observed = 0         # steps given to observe()
@@ -93,6 +93,11 @@ class DPGAgent:
         out["updates_per_step"] = check_number("updates_per_step", opts["updates_per_step"], ge=0)
         out["learning_starts"] = check_int("learning_starts", opts["learning_starts"])
         return out
+
+    def _make_noise(self) -> Noise:
+        "The exploration noise of `act`: the config's process (a stochastic policy draws its samples from it instead)."
+        c = self.config
+        return make_noise(c.noise, self.spec.action_shape, c.noise_sigma, c.noise_theta, seed=c.seed)
 
     # --- to implement ---
     def _build(self) -> None: raise NotImplementedError
@@ -188,8 +193,8 @@ def set_hyperparams(self: DPGAgent, values: dict | None = None, **kw) -> dict[st
     cfg = validate_model(AgentConfig, {**self.config.model_dump(), **{k: v for k, v in upd.items() if k in self.tunable}})
     opts = self._check_options({**self.options, **{k: v for k, v in upd.items() if k in self.options}})
     self.config, self.options = cfg, opts
-    self.noise.sigma = cfg.noise_sigma
-    if hasattr(self.noise, "theta"): self.noise.theta = cfg.noise_theta
+    if "noise_sigma" in self.tunable: self.noise.sigma = cfg.noise_sigma
+    if "noise_theta" in self.tunable and hasattr(self.noise, "theta"): self.noise.theta = cfg.noise_theta
     self._apply_hyperparams()
     return self.get_hyperparams()
 
@@ -267,11 +272,12 @@ def load(self: DPGAgent, path) -> DPGAgent:
 
 # %% ../../nbs/06_agent.dpg.ipynb 28
 AGENT_CLASSES: dict[str, str] = {"ddpg": "tspace.agent.ddpg:DDPG", "rdpg": "tspace.agent.rdpg:RDPG",
-                                 "td3": "tspace.agent.td3:TD3"}
+                                 "td3": "tspace.agent.td3:TD3", "sac": "tspace.agent.sac:SAC",
+                                 "transformer": "tspace.agent.transformer:TransformerDPG"}
 "Agent kinds and where their classes live (imported on demand)."
 
 def agent_class(kind: str) -> type[DPGAgent]:
-    "The class for `kind` (a key of `AGENT_CLASSES`: 'ddpg', 'rdpg', 'td3')."
+    "The class for `kind` (a key of `AGENT_CLASSES`: 'ddpg', 'rdpg', 'td3', 'sac', 'transformer')."
     if kind not in AGENT_CLASSES: raise ConfigError(f"agent.kind = {kind!r}: expected one of {list(AGENT_CLASSES)}")
     mod, name = AGENT_CLASSES[kind].split(":")
     return getattr(importlib.import_module(mod), name)

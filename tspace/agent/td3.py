@@ -23,7 +23,8 @@ class TD3(DDPG):
     kind = "td3"
     tunable = TUNABLE + ("policy_noise", "noise_clip", "policy_delay")
 
-    def _build(self) -> None:
+    def _build_networks(self) -> None:
+        super()._build_networks()     # actor, critic and their targets
         c, spec = self.config, self.spec
         self.critic2 = build_critic(spec, c.hidden_units, c.seed + 1000, name="critic2")
         self.target_critic2 = build_critic(spec, c.hidden_units, c.seed + 1000, name="target_critic2")
@@ -32,8 +33,10 @@ class TD3(DDPG):
         self.policy_delay = tf.Variable(c.policy_delay, dtype=tf.int64, trainable=False, name="policy_delay")
         self.smoothing_rng = tf.random.Generator.from_seed(c.seed + 2)
         self.last_actor_loss = tf.Variable(np.nan, dtype=tf.float32, trainable=False, name="last_actor_loss")
-        super()._build()        # actor, critic, their targets, optimizers over both critics, compiled graphs
-        self._target_action_fn = tf.function(self._target_action, input_signature=[tf.TensorSpec([None, spec.state_size], tf.float32, "s2")])
+
+    def _compile(self) -> None:
+        super()._compile()
+        self._target_action_fn = tf.function(self._target_action_step, input_signature=[tf.TensorSpec([None, self.spec.state_size], tf.float32, "s2")])
 
     def _models(self): return super()._models() | {"critic2": self.critic2, "target_critic2": self.target_critic2}
     def _target_pairs(self): return super()._target_pairs() + [(self.critic2, self.target_critic2)]
@@ -46,20 +49,23 @@ class TD3(DDPG):
         self.policy_delay.assign(self.config.policy_delay)
 
     # --- compiled graphs ---
-    def _target_action(self, s2):
+    def _target_draws(self, n): return (self.smoothing_rng.normal(tf.stack([n, self.spec.action_size]), stddev=self.policy_noise),)
+
+    def _target_action_step(self, s2): return self._target_action(s2, *self._target_draws(tf.shape(s2)[0]))
+
+    def _target_action(self, s2, eps):
         "Target policy smoothing: `clip(mu'(s2) + clip(eps, −c, c), −1, 1)`, `eps ~ N(0, policy_noise²)`."
         mu2 = self.target_actor(s2, training=False)
-        eps = self.smoothing_rng.normal(tf.shape(mu2), stddev=self.policy_noise)
         return tf.clip_by_value(mu2 + tf.clip_by_value(eps, -self.noise_clip, self.noise_clip), -1.0, 1.0)
 
-    def _target_graph(self, r, s2, terminal):
+    def _target_graph(self, r, s2, terminal, eps):
         "Clipped double-Q target `r + gamma·(1 − terminal)·min(Q1'(s2, a2), Q2'(s2, a2))`, `a2` the smoothed target action."
-        a2 = self._target_action(s2)
+        a2 = self._target_action(s2, eps)
         q2 = tf.minimum(self.target_critic([s2, a2], training=False), self.target_critic2([s2, a2], training=False))
         return r + self.gamma * (1.0 - terminal) * tf.squeeze(q2, -1)
 
-    def _update_graph(self, s, a, r, s2, terminal):
-        y = tf.stop_gradient(self._target_graph(r, s2, terminal))
+    def _update_graph(self, s, a, r, s2, terminal, target_draws=(), actor_draws=()):
+        y = tf.stop_gradient(self._target_graph(r, s2, terminal, *target_draws))
         cvars = self._critic_vars()
         with tf.GradientTape() as tape:
             q1 = tf.squeeze(self.critic([s, a], training=True), -1)

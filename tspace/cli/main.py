@@ -8,7 +8,9 @@ import contextlib, io, sys
 from typing import Callable, NamedTuple
 from fastcore.script import anno_parser
 import tspace
-from . import config, pool
+from . import config, pool, serve
+from .doctor import doctor
+from .flash import flash
 from .monitor import monitor
 from .replay import replay
 from .report import report
@@ -27,6 +29,10 @@ COMMANDS = {
     ("report",): report,
     ("train",): train,
     ("monitor",): monitor,
+    ("flash",): flash,
+    ("doctor",): doctor,
+    ("serve", "trainer"): serve.trainer,
+    ("serve", "inference"): serve.inference,
     ("pool", "info"): pool.info,
     ("config", "show"): config.show,
     ("config", "check"): config.check,

@@ -4,6 +4,7 @@
 
 # %% ../../nbs/11_cli.pool.ipynb 3
 from __future__ import annotations
+import sys
 from fastcore.script import Param
 from .common import bad_input_exits
 
@@ -17,7 +18,10 @@ def info(path: Param("pool folder or URL", str)):
     from tspace.storage.pool.parquet import format_pool_info, pool_info
     from tspace.system.errors import StorageError
     with bad_input_exits("pool info", StorageError):
-        episodes = pool_info(path)
+        episodes, damaged = pool_info(path, verify=True)
         temp_files = len(Folder(path).temp_files())
-    print(format_pool_info(episodes, path, temp_files))
+    print(format_pool_info(episodes, path, temp_files, damaged))
+    if damaged:
+        print(f"tspace pool info: {len(damaged)} damaged file(s) (listed above); readers skip them", file=sys.stderr)
+        return 2
     return 0

@@ -4,6 +4,7 @@
 
 # %% ../../nbs/11_cli.replay.ipynb 3
 from __future__ import annotations
+import sys
 from pathlib import Path
 from fastcore.script import Param
 from .common import bad_input_exits, config_option, load_config_with
@@ -20,13 +21,15 @@ def replay(log_file: Param("CAN log: .asc, .blf, .log (candump), .csv, ... (pyth
            out: Param("write all frames to this .csv or .parquet file", str) = None,
            pool: Param("store the drive as one episode of records in this pool folder", str) = None):
     "Replay a recorded CAN log through the DBC into state frames; print counters (and the frames, or write them with --out, or store them with --pool)."
-    from tspace.conn.can import CanFrameDecoder, replay_frames
+    from tspace.conn.can import CanFrameDecoder, LogReading, replay_frames
     from tspace.system.errors import DecodeError
     with bad_input_exits("replay", DecodeError, FileNotFoundError):
         rc = load_config_with(config, {"vehicle.can.dbc": dbc})
         frame = rc.vehicle.field_frame
         decoder = CanFrameDecoder.from_config(rc.vehicle.can, frame_len or frame.frame_len, sample_hz or frame.sample_hz)
-        frames = list(replay_frames(log_file, decoder=decoder))
+        reading = LogReading(log_file)
+        frames = list(replay_frames(log_file, decoder=decoder, reading=reading))
+    if reading.damaged: print(f"tspace replay: warning: {reading.summary()}", file=sys.stderr)
     print(f"{log_file}: {len(frames)} frame(s); " + ", ".join(f"{k}={v}" for k, v in sorted(decoder.stats.items())))
     if pool is not None: return _store(frames, rc, decoder.assembler, pool, Path(log_file).name)
     if frames: _write(frames, out)

@@ -18,7 +18,7 @@ def _avatar_speedup() -> float:
 
 def run(interface: Param("vehicle interface: sim (simulated truck on CAN), cloud (simulated telematics box on object storage) or kvaser "
                          "(a truck on vehicle.can, episodes from hmi udp/mqtt) or udp (a truck behind a CAN bridge); default: the config's vehicle.interface", str) = None,
-        agent: Param("agent: ddpg, rdpg or td3 (default: the config's agent.kind)", str) = None,
+        agent: Param("agent: ddpg, rdpg, td3, sac or transformer (default: the config's agent.kind)", str) = None,
         episodes: Param("training episodes (default: the config's episodes)", int) = None,
         cycle: Param("train on this drive cycle (default: the training cycles in turn)", str) = None,
         scenario: Param("simulated driver: cycle (drives the speed trace) or following (follows a lead vehicle driving it); "

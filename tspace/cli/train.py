@@ -4,6 +4,7 @@
 
 # %% ../../nbs/11_cli.train.ipynb 3
 from __future__ import annotations
+import sys
 from pathlib import Path
 from fastcore.script import Param
 from .common import bad_input_exits, config_option, load_config_with
@@ -31,7 +32,7 @@ def _checkpoint_dir(url: str, kind: str) -> Path:
 # %% ../../nbs/11_cli.train.ipynb 6
 def train(data: Param("pool to learn from (default: the config's storage.url)", str) = None,
           config: config_option("; its vehicle gives the state and action shapes") = None,
-          agent: Param("agent: ddpg, rdpg or td3 (default: the config's agent.kind)", str) = None,
+          agent: Param("agent: ddpg, rdpg, td3, sac or transformer (default: the config's agent.kind)", str) = None,
           checkpoint: Param("continue from this agent checkpoint (default: a new agent)", str) = None,
           updates: Param("gradient updates after observing the pool", int) = 1000,
           vehicle: Param("learn from this vehicle's records only", str) = None,
@@ -50,6 +51,7 @@ def train(data: Param("pool to learn from (default: the config's storage.url)", 
         learner = load_agent(checkpoint) if checkpoint else make_agent(cfg.observation_meta(), cfg.agent)
         t0 = time.monotonic()
         res = train_offline(learner, pool, updates, vehicle, driver)
+    for path in res["damaged_files"]: print(f"tspace train: warning: damaged pool file skipped: {pool.damaged[path]}", file=sys.stderr)
     url = str(cfg.storage.url)
     dest = Path(out) if out else _checkpoint_dir(url, type(learner).__name__.lower())
     learner.save(dest)

@@ -5,21 +5,74 @@
 # %% ../../nbs/02_config.can.ipynb 3
 from __future__ import annotations
 from pathlib import Path
-from pydantic import Field, field_validator
+from typing import Literal
+from fastcore.basics import patch
+from pydantic import Field, field_validator, model_validator
 from .core import ConfigModel, resource_path
 from ..data.core import DEFAULT_SIGNALS
 from ..system.errors import ConfigError
+from .flash import FlashConfig
 
 # %% auto 0
-__all__ = ['SIGNALS', 'DEFAULT_SIGNAL_MAP', 'CanConfig']
+__all__ = ['UNIT_FACTORS', 'CHECKSUM_FUNCTIONS', 'SIGNALS', 'DEFAULT_SIGNAL_MAP', 'DEFAULT_MESSAGE_CHECKS', 'SignalSource',
+           'signal_sources', 'MessageChecks', 'CanConfig']
 
 # %% ../../nbs/02_config.can.ipynb 4
+UNIT_FACTORS: dict[str, float] = {"km/h": 1.0, "kph": 1.0, "kmh": 1.0, "mph": 1.609344, "m/s": 3.6, "%": 0.01, "1": 1.0,
+                                  "A": 1.0, "mA": 1e-3, "kA": 1e3, "V": 1.0, "mV": 1e-3, "kV": 1e3}
+"A DBC value in this unit times the factor is in tspace's unit of the same quantity (km/h, 0..1, A, V)."
+
+CHECKSUM_FUNCTIONS = ("xor8", "sum8", "tesla")
+"Names of the checksums `conn.can` computes (over the message's bytes other than the checksum byte)."
+
+class SignalSource(ConfigModel):
+    "Where one tspace signal comes from on the bus and how the DBC value becomes tspace's: unit, then `scale` and `offset`, or `choices`."
+    signal: str = Field(min_length=1, description="DBC signal name")
+    message: str | None = Field(None, description="DBC message name, when several messages (or DBC files) define the signal")
+    dbc: str | None = Field(None, description="the DBC file (as named in can.dbc, or its file name) that defines it; None: whichever does")
+    unit: str | None = Field(None, description=f"unit of the DBC value, converted to tspace's: one of {list(UNIT_FACTORS)}")
+    scale: float = Field(1.0, description="tspace value = DBC value (in tspace's unit) x scale + offset")
+    offset: float = Field(0.0, description="see scale")
+    choices: dict[str, float] | None = Field(None, description="enum signal: raw value or DBC value name -> tspace value; "
+                                             "a message with any other value is rejected and counted (e.g. a brake state INVALID)")
+
+    @field_validator("unit")
+    @classmethod
+    def _known_unit(cls, v):
+        if v is not None and v not in UNIT_FACTORS: raise ValueError(f"unit {v!r} is not one of {list(UNIT_FACTORS)}")
+        return v
+
+    def factor(self) -> float:
+        "tspace value per DBC value (unit and scale)."
+        return UNIT_FACTORS[self.unit or "1"] * self.scale
+
+def signal_sources(signals: dict) -> dict[str, SignalSource]:
+    "tspace signal -> `SignalSource` of a `signals` map in either form ('DBC signal = tspace signal', or 'tspace signal = source')."
+    return {(s if isinstance(s, str) else k): (SignalSource(signal=k) if isinstance(s, str) else SignalSource.model_validate(s))
+            for k, s in signals.items()}
+
+class MessageChecks(ConfigModel):
+    "End-to-end protection of one DBC message that the decoder checks: a rolling counter and a checksum."
+    counter: str | None = Field(None, description="DBC signal of a rolling counter: +1 (mod its range) per message, else rejected")
+    checksum: str | None = Field(None, description="DBC signal of an 8-bit checksum, byte-aligned; needs checksum_fn")
+    checksum_fn: Literal[CHECKSUM_FUNCTIONS] | None = Field(None, description=f"how the checksum is computed: one of {list(CHECKSUM_FUNCTIONS)}")
+
+    @model_validator(mode="after")
+    def _both(self):
+        if (self.checksum is None) != (self.checksum_fn is None): raise ValueError("checksum and checksum_fn go together")
+        return self
+
+
+# %% ../../nbs/02_config.can.ipynb 5
 SIGNALS: tuple[str, ...] = tuple(DEFAULT_SIGNALS)
 "tspace's vehicle signals, in frame column order: km/h, 0..1, 0..1, A, V."
 
 DEFAULT_SIGNAL_MAP: dict[str, str] = {"VehicleSpeed": "velocity", "AccelPedalPos": "thrust", "BrakePedalPos": "brake",
                                       "PackCurrent": "current", "PackVoltage": "voltage"}
 "DBC signal name -> tspace signal name for `res/truck.dbc`."
+
+DEFAULT_MESSAGE_CHECKS: dict[str, dict] = {"VCU_Motion": {"counter": "Motion_Counter"}, "BMS_PackStatus": {"counter": "PackStatus_Counter"}}
+"The rolling counters of `res/truck.dbc`, checked unless `messages` says otherwise."
 
 class CanConfig(ConfigModel):
     "How tspace reaches a truck's CAN bus: python-can interface and channel, the DBC and its signal names, the UDS ids."
@@ -32,9 +85,13 @@ class CanConfig(ConfigModel):
                            "host; raise it only to reach trucks on other machines of a trusted network")
     bus_kwargs: dict[str, str | int | float | bool] = Field(default_factory=dict,
                          description="further keyword arguments for the python-can Bus (e.g. port, data_bitrate, fd)")
-    dbc: str = Field("truck.dbc", description="DBC file: a path, or the name of a file in tspace's res/")
-    signals: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_SIGNAL_MAP),
-                         description="DBC signal name -> tspace signal (velocity, thrust, brake, current, voltage)")
+    dbc: str | list[str] = Field("truck.dbc", description="DBC file, or several (one bus, e.g. the drive train's and the "
+                         "battery's): each a path, or the name of a file in tspace's res/")
+    signals: dict[str, str | SignalSource] = Field(default_factory=lambda: dict(DEFAULT_SIGNAL_MAP),
+                         description="where each tspace signal (velocity, thrust, brake, current, voltage) comes from: "
+                         "'DBC signal = tspace signal', or 'tspace signal = {signal = DBC signal, unit, scale, offset, choices, ...}'")
+    messages: dict[str, MessageChecks] = Field(default_factory=dict, description="DBC message name -> its rolling counter and "
+                         "checksum to check (default: the counters of res/truck.dbc when dbc is the default)")
     uds_tx_id: int = Field(0x7E0, ge=0, le=0x7FF, description="CAN id of UDS requests, tester -> VCU")
     uds_rx_id: int = Field(0x7E8, ge=0, le=0x7FF, description="CAN id of UDS responses, VCU -> tester")
     uds_timeout_s: float = Field(1.0, gt=0, description="time to wait for a UDS response, s")
@@ -42,16 +99,25 @@ class CanConfig(ConfigModel):
     max_gap_s: float = Field(0.25, gt=0, description="a signal silent for longer than this is a gap: the frame in progress is dropped, s")
     bus_timeout_s: float = Field(3.0, gt=0, description="no traffic at all for this long means the bus is gone, s")
     queue_frames: int = Field(64, ge=1, description="assembled frames held for the consumer; the oldest are dropped (and counted) beyond")
+    flash: FlashConfig = Field(default_factory=FlashConfig, description="how the torque map is written: UDS session and security access, "
+                         "or XCP; TesterPresent, checksum, restore")
 
     @field_validator("signals")
     @classmethod
-    def _maps_all(cls, v: dict[str, str]) -> dict[str, str]:
-        bad = {k: s for k, s in v.items() if s not in SIGNALS}
+    def _maps_all(cls, v: dict) -> dict:
+        named = [s if isinstance(s, str) else k for k, s in v.items()]       # the tspace signal of each entry
+        bad = sorted(set(named) - set(SIGNALS))
         if bad: raise ValueError(f"signals maps onto unknown tspace signal(s) {bad}; known: {list(SIGNALS)}")
-        missing = [s for s in SIGNALS if s not in v.values()]
+        missing = [s for s in SIGNALS if s not in named]
         if missing: raise ValueError(f"signals has no DBC signal for {missing}; every one of {list(SIGNALS)} is needed")
-        if len(set(v.values())) != len(v): raise ValueError(f"signals maps two DBC signals onto one tspace signal: {v}")
+        if len(set(named)) != len(named): raise ValueError(f"signals gives one tspace signal two sources: {sorted(named)}")
         return v
+
+    @model_validator(mode="after")
+    def _default_checks(self):
+        if "messages" not in self.model_fields_set and self.dbc == "truck.dbc" and not self.messages:
+            self.messages = {k: MessageChecks(**c) for k, c in DEFAULT_MESSAGE_CHECKS.items()}
+        return self
 
     @field_validator("uds_rx_id")
     @classmethod
@@ -59,9 +125,27 @@ class CanConfig(ConfigModel):
         if v == info.data.get("uds_tx_id"): raise ValueError(f"uds_rx_id = {v:#x} equals uds_tx_id; requests and responses need their own ids")
         return v
 
-    def dbc_path(self) -> Path:
-        "The DBC file: the path as given if it exists, else the packaged resource of that name."
-        p = Path(self.dbc).expanduser()
-        if p.exists(): return p
-        try: return resource_path(self.dbc)
-        except FileNotFoundError: raise ConfigError(f"can.dbc = {self.dbc!r}: no such file (neither a path nor a tspace resource)") from None
+# %% ../../nbs/02_config.can.ipynb 6
+@patch
+def sources(self: CanConfig) -> dict[str, SignalSource]:
+    "tspace signal -> where it comes from, in frame column order (the simple form 'DBC signal = tspace signal' as a `SignalSource`)."
+    out = signal_sources(self.signals)
+    return {name: out[name] for name in SIGNALS}
+
+@patch
+def dbc_paths(self: CanConfig) -> dict[str, Path]:
+    "Each DBC file as given in `dbc` -> its path: the path as given if it exists, else the packaged resource of that name."
+    out = {}
+    for name in ([self.dbc] if isinstance(self.dbc, str) else self.dbc):
+        p = Path(name).expanduser()
+        if not p.exists():
+            try: p = resource_path(name)
+            except FileNotFoundError: raise ConfigError(f"can.dbc = {name!r}: no such file (neither a path nor a tspace resource)") from None
+        out[name] = p
+    if not out: raise ConfigError("can.dbc is an empty list: name at least one DBC file")
+    return out
+
+@patch
+def dbc_path(self: CanConfig) -> Path:
+    "The (first) DBC file."
+    return next(iter(self.dbc_paths().values()))

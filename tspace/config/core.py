@@ -4,19 +4,20 @@
 
 # %% ../../nbs/02_config.core.ipynb 3
 from __future__ import annotations
-import importlib.resources, tomllib
+import importlib.resources, re, tomllib
 from pathlib import Path
-from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 from ..system.errors import ConfigError
+from ..system.inputs import nesting_depth, shown
 
 # %% auto 0
-__all__ = ['ConfigModel', 'resource_path', 'validation_problems', 'read_toml', 'validate_model']
+__all__ = ['MAX_CONFIG_BYTES', 'MAX_CONFIG_DEPTH', 'TOML_STRINGS_AND_COMMENTS', 'ConfigModel', 'resource_path',
+           'validation_problems', 'parse_toml', 'read_toml', 'validate_model']
 
 # %% ../../nbs/02_config.core.ipynb 4
 class ConfigModel(BaseModel):
-    "Base of every tspace config section: unknown keys are rejected and assignments are validated."
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, validate_default=True)
+    "Base of every tspace config section: unknown keys are rejected, every number must be finite (no `inf`, no `nan`), assignments are validated."
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, validate_default=True, allow_inf_nan=False)
 
 # %% ../../nbs/02_config.core.ipynb 5
 def resource_path(*parts: str) -> Path:
@@ -26,28 +27,50 @@ def resource_path(*parts: str) -> Path:
     return path
 
 # %% ../../nbs/02_config.core.ipynb 6
-def _show(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
 def validation_problems(err: ValidationError, prefix: str = "") -> list[str]:
     "One line per pydantic error: `dotted.key = value: message`."
     problems = []
     for e in err.errors():
         key = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
-        if e["type"] == "extra_forbidden": problems.append(f"{key} = {_show(e['input'])}: unknown key")
+        if e["type"] == "extra_forbidden": problems.append(f"{key} = {shown(e['input'], 80)}: unknown key")
         elif e["type"] == "missing": problems.append(f"{key}: required key is missing")
-        else: problems.append(f"{key} = {_show(e['input'])}: {e['msg']}")
+        else: problems.append(f"{key} = {shown(e['input'], 80)}: {e['msg']}")
     return problems
 
 # %% ../../nbs/02_config.core.ipynb 7
-def read_toml(path: str | Path) -> dict:
-    "Read a TOML file; a missing file or a syntax error becomes a `ConfigError` naming the file."
-    path = Path(path)
-    try: text = path.read_text(encoding="utf-8")
-    except OSError as e: raise ConfigError(f"cannot read config file: {e}", source=str(path)) from e
+MAX_CONFIG_BYTES = 1 << 20
+"Largest config file read (tspace's full default config is about 3 kB)."
+MAX_CONFIG_DEPTH = 16
+"Deepest nesting of arrays and inline tables read (tspace's sections are 3 deep)."
+TOML_STRINGS_AND_COMMENTS = re.compile("|".join([
+    r'"""(?:[^"\\]|\\.|"(?!""))*+(?:"""|\Z)',      # multi-line basic string
+    r"'''(?:[^']|'(?!''))*+(?:'''|\Z)",            # multi-line literal string
+    r'"(?:[^"\\\n]|\\.)*+"?',                      # basic string, with escapes
+    r"'[^'\n]*+'?",                                # literal string
+    r"#[^\n]*+"]), re.S)                           # comment
+"What `nesting_depth` skips in TOML: its four kinds of strings and its comments."
+
+def parse_toml(raw: bytes, source: str) -> dict:
+    "The TOML document in `raw` (a config file's bytes), its size, encoding and nesting checked first; else a `ConfigError` naming `source`."
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"larger than {MAX_CONFIG_BYTES} bytes: not a tspace config file", source=source)
+    try: text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"not UTF-8 text (byte {raw[e.start]:#04x} at {e.start}): a binary file, or another encoding "
+                          f"such as Latin-1? Save it as UTF-8", source=source) from None
+    if (depth := nesting_depth(text, TOML_STRINGS_AND_COMMENTS)) > MAX_CONFIG_DEPTH:
+        raise ConfigError(f"arrays or inline tables nested {depth} deep, more than the {MAX_CONFIG_DEPTH} accepted", source=source)
     try: return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e: raise ConfigError(f"not valid TOML: {e}", source=str(path)) from e
+    except tomllib.TOMLDecodeError as e: raise ConfigError(f"not valid TOML: {e}", source=source) from None
+    except Exception as e: raise ConfigError(f"not valid TOML: {type(e).__name__}: {e}", source=source) from None
+
+def read_toml(path: str | Path) -> dict:
+    "Read a TOML config file (`parse_toml`); a missing, unreadable, oversized, non-UTF-8 or broken file becomes a `ConfigError` naming it."
+    path = Path(path)
+    try:
+        with open(path, "rb") as f: raw = f.read(MAX_CONFIG_BYTES + 1)      # never more than the limit, whatever the file
+    except OSError as e: raise ConfigError(f"cannot read config file: {e}", source=str(path)) from e
+    return parse_toml(raw, str(path))
 
 # %% ../../nbs/02_config.core.ipynb 8
 def validate_model(model: type[BaseModel], data: dict, source: str | None = None, prefix: str = ""):

@@ -17,6 +17,7 @@ from .storage import StorageConfig
 from .hmi import HMIConfig
 from .agent import AgentConfig
 from .loop import LoopConfig
+from .dist import DistConfig
 from .vehicle import VehicleConfig
 from ..data.core import RewardSpec
 from ..system.errors import ConfigError
@@ -40,6 +41,7 @@ class RunConfig(BaseSettings):
     agent: AgentConfig = Field(default_factory=AgentConfig)
     reward: RewardSpec = Field(default_factory=RewardSpec)
     loop: LoopConfig = Field(default_factory=LoopConfig)
+    dist: DistConfig = Field(default_factory=DistConfig)
     episodes: int = Field(5, ge=1, description="training episodes of a run")
     seed: int = Field(0, ge=0, description="seed of the run (simulator, agent, sampling)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("WARNING", description="console log level (`tspace run` logs from INFO to RUN_DIR/tspace.log)")

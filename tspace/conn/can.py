@@ -6,7 +6,8 @@
 from __future__ import annotations
 import math, time
 from collections import Counter
-from operator import itemgetter
+from functools import reduce
+from operator import itemgetter, xor
 from pathlib import Path
 from typing import Iterable, Iterator
 import numpy as np
@@ -20,10 +21,11 @@ from ..system.log import ProblemCounter, get_logger
 log = get_logger(__name__)
 
 # %% auto 0
-__all__ = ['log', 'open_bus', 'load_dbc', 'SignalCodec', 'FrameAssembler', 'CanFrameDecoder', 'read_log', 'replay_frames']
+__all__ = ['log', 'CHECKSUMS', 'open_bus', 'load_dbc', 'Rejected', 'SignalCodec', 'FrameAssembler', 'CanFrameDecoder',
+           'LogReading', 'read_log', 'replay_frames']
 
 # %% ../../nbs/03_conn.can.ipynb 5
-from ..config.can import SIGNALS, DEFAULT_SIGNAL_MAP, CanConfig
+from ..config.can import SIGNALS, DEFAULT_SIGNAL_MAP, CanConfig, MessageChecks, SignalSource, signal_sources
 
 # %% ../../nbs/03_conn.can.ipynb 8
 def _channel(cfg: CanConfig):
@@ -53,70 +55,174 @@ def load_dbc(path):
     try: return cantools.database.load_file(str(path), strict=True)
     except Exception as e: raise ConfigError(f"DBC file {str(path)!r} cannot be loaded: {type(e).__name__}: {e}") from None
 
+def _others(data: bytes, skip: int): return (b for i, b in enumerate(data) if i != skip)
+
+CHECKSUMS = {"xor8": lambda fid, data, skip: reduce(xor, _others(data, skip), 0),
+             "sum8": lambda fid, data, skip: sum(_others(data, skip)) & 0xFF,
+             "tesla": lambda fid, data, skip: ((fid & 0xFF) + ((fid >> 8) & 0xFF) + sum(_others(data, skip))) & 0xFF}
+"8-bit checksums of a message's bytes other than the checksum byte `skip`: fn(frame id, data, skip) -> int. `tesla` is opendbc's `tesla_checksum`."
+
+class Rejected(DecodeError):
+    "A frame on a signal-carrying id that the decoder refuses; `kind` is the counter it goes to (wrong_dlc, counter_errors, ...)."
+    def __init__(self, kind: str, message: str):
+        self.kind = kind
+        super().__init__(message)
+
+def _find_signal(dbs: dict, src: SignalSource, name: str):
+    "(DBC name, cantools message, cantools signal) that `src` names; `ConfigError` unless exactly one matches."
+    hits = [(d, m, s) for d, db in dbs.items() if src.dbc in (None, d, Path(d).name) for m in db.messages
+            if src.message in (None, m.name) for s in m.signals if s.name == src.signal]
+    where = f"can.signals: {name} = DBC signal {src.signal!r}" + (f" of message {src.message!r}" if src.message else "") + \
+            (f" in {src.dbc!r}" if src.dbc else "")
+    if not hits: raise ConfigError(f"{where}: the DBC(s) {list(dbs)} do not define it")
+    if len(hits) > 1: raise ConfigError(f"{where} is ambiguous: {[(d, m.name) for d, m, _ in hits]}; name its message or dbc")
+    return hits[0]
+
+def _raw_choices(sig, choices: dict[str, float], name: str) -> dict[int, float]:
+    "Raw value -> tspace value of an enum signal; keys are raw values or the DBC's value names."
+    names = {str(v): k for k, v in (sig.choices or {}).items()}
+    out = {}
+    for key, value in choices.items():
+        raw = int(key) if key.lstrip("-").isdigit() else names.get(key)
+        if raw is None: raise ConfigError(f"can.signals: {name} choices: {key!r} is neither a number nor a value of {sig.name} ({sorted(names)})")
+        out[raw] = float(value)
+    return out
+
+# %% ../../nbs/03_conn.can.ipynb 13
+_FIRST = (None, None)     # no counter seen yet
+
+class _Route:
+    "One DBC message that carries tspace signals: how its bytes are checked and become tspace values."
+    def __init__(self, message, pairs, sources: dict, sigs: dict, checks: MessageChecks | None):
+        self.message, self.frame_id, self.extended, self.length = message, message.frame_id, message.is_extended_frame, message.length
+        self.pairs = tuple(pairs)                                   # ((DBC signal, tspace signal), ...)
+        self.dbc_names = tuple(d for d, _ in pairs)
+        self.decode_raw = getattr(message, "decode_simple", message.decode)   # (data, decode_choices); cantools >= 39 has the faster one
+        self.pick = itemgetter(*self.dbc_names) if len(pairs) > 1 else (lambda vals, d=self.dbc_names[0]: (vals[d],))
+        self.factors = [sources[n].factor() for _, n in pairs]; self.offsets = [sources[n].offset for _, n in pairs]
+        self.choices = [None if sources[n].choices is None else _raw_choices(sigs[n], sources[n].choices, n) for _, n in pairs]
+        self.plain = all(f == 1.0 and o == 0.0 and c is None for f, o, c in zip(self.factors, self.offsets, self.choices))
+        checks = checks or MessageChecks()
+        auto = next((s.name for s in message.signals if s.name.lower().endswith("counter")), None)
+        self.counter, self.counter_to_send = checks.counter, checks.counter or auto   # checked / filled in when encoding
+        for what in (checks.counter, checks.checksum):
+            if what is not None and what not in {s.name for s in message.signals}:
+                raise ConfigError(f"can.messages: {message.name} has no signal {what!r}")
+        self.modulus = 2 ** message.get_signal_by_name(self.counter_to_send).length if self.counter_to_send else 0
+        self.checksum_fn, self.checksum_byte = None, -1
+        if checks.checksum is not None:
+            s = message.get_signal_by_name(checks.checksum)
+            if s.length != 8 or s.byte_order != "little_endian" or s.start % 8:
+                raise ConfigError(f"can.messages: {message.name}.{s.name} is not one aligned byte; only 8-bit checksums are computed")
+            self.checksum_fn, self.checksum_byte = CHECKSUMS[checks.checksum_fn], s.start // 8
+
+    def values(self, data: bytes, counters: dict | None = None) -> tuple[float, ...]:
+        """tspace values of `data` (the right id and type); `Rejected` naming the counter of what is wrong with it.
+        `counters` (frame id -> (last counter seen, last accepted)) is the state of the rolling counter check: a counter
+        must follow the last accepted one by 1, or after a lost frame the last one seen."""
+        fid, name = self.frame_id, self.message.name
+        if len(data) != self.length: raise Rejected("wrong_dlc", f"CAN id {fid:#x} ({name}): DLC {len(data)}, the DBC says {self.length}")
+        if self.checksum_fn is not None and self.checksum_fn(fid, data, self.checksum_byte) != data[self.checksum_byte]:
+            raise Rejected("checksum_errors", f"CAN id {fid:#x} ({name}): checksum {data[self.checksum_byte]:#04x} does not match the bytes")
+        try: vals = self.decode_raw(data, False)
+        except Exception as e: raise Rejected("undecodable", f"CAN id {fid:#x} ({name}): {type(e).__name__}: {e}") from None
+        if self.counter is not None and counters is not None:
+            c, (seen, ok) = vals[self.counter], counters.get(fid, _FIRST)
+            if ok is None or c == (ok + 1) % self.modulus or (seen != ok and c == (seen + 1) % self.modulus): counters[fid] = (c, c)
+            else:
+                counters[fid] = (c, ok)
+                raise Rejected("counter_errors", f"CAN id {fid:#x} ({name}): counter {c} after {ok}{' (a repeat)' if c == ok else ''}")
+        if self.plain: return self.pick(vals)
+        out = []
+        for d, f, o, c in zip(self.dbc_names, self.factors, self.offsets, self.choices):
+            v = vals[d]
+            if c is not None:
+                if v not in c: raise Rejected("invalid_value", f"CAN id {fid:#x} ({name}): {d} = {v!r} is not one of {sorted(c)}")
+                out.append(c[v])
+            else: out.append(v * f + o)
+        return tuple(out)
+
+
+# %% ../../nbs/03_conn.can.ipynb 14
 class SignalCodec:
-    "tspace's signals in and out of CAN frames, through a DBC and a DBC-to-tspace signal-name map."
-    def __init__(self, db, signal_map: dict[str, str] = DEFAULT_SIGNAL_MAP):
-        self.db, self.signal_map = db, dict(signal_map)
-        by_name = {s.name: m for m in db.messages for s in m.signals}
-        missing = [n for n in signal_map if n not in by_name]
-        if missing: raise ConfigError(f"can.signals names DBC signal(s) {missing} that the DBC does not define")
-        self.messages = {}                      # frame id -> (cantools message, ((dbc name, tspace name), ...))
-        for dbc_name, name in signal_map.items():
-            m = by_name[dbc_name]
-            self.messages.setdefault(m.frame_id, (m, []))[1].append((dbc_name, name))
-        self.messages = {fid: (m, tuple(p)) for fid, (m, p) in self.messages.items()}
-        self.known_ids = frozenset(m.frame_id for m in db.messages)
-        self._counter = {fid: next((s.name for s in m.signals if s.name.lower().endswith("counter")), None)
-                         for fid, (m, _) in self.messages.items()}
+    "tspace's signals in and out of CAN frames, through one or several DBC files and a map of where each tspace signal comes from."
+    def __init__(self, db, signal_map: dict = DEFAULT_SIGNAL_MAP, checks: dict[str, MessageChecks] | None = None):
+        self.dbs = dict(db) if isinstance(db, dict) else {"dbc": db}          # DBC name -> cantools database
+        self.db = next(iter(self.dbs.values()))
+        self.signal_map, self.sources = dict(signal_map), signal_sources(signal_map)
+        found = {n: _find_signal(self.dbs, src, n) for n, src in self.sources.items()}
+        pairs, sigs = {}, {n: s for n, (_, _, s) in found.items()}
+        for n, (_, m, s) in found.items(): pairs.setdefault(m, []).append((s.name, n))
+        checks = {k: MessageChecks.model_validate(v) for k, v in (checks or {}).items()}
+        unknown = sorted(set(checks) - {m.name for db in self.dbs.values() for m in db.messages})
+        if unknown: raise ConfigError(f"can.messages names message(s) {unknown} that the DBC(s) {list(self.dbs)} do not define")
+        self.routes: dict[int, _Route] = {}
+        for m, p in pairs.items():
+            if m.frame_id in self.routes:
+                raise ConfigError(f"CAN id {m.frame_id:#x} carries tspace signals in two messages: {m.name}, {self.routes[m.frame_id].message.name}")
+            self.routes[m.frame_id] = _Route(m, p, self.sources, sigs, checks.get(m.name))
+        self.messages = {fid: (r.message, r.pairs) for fid, r in self.routes.items()}   # frame id -> (message, ((DBC, tspace), ...))
+        self.known_ids = frozenset((m.frame_id, m.is_extended_frame) for db in self.dbs.values() for m in db.messages)
 
     @classmethod
-    def from_config(cls, cfg: CanConfig) -> "SignalCodec": return cls(load_dbc(cfg.dbc_path()), cfg.signals)
+    def from_config(cls, cfg: CanConfig) -> "SignalCodec":
+        return cls({name: load_dbc(p) for name, p in cfg.dbc_paths().items()}, cfg.signals, cfg.messages)
 
     def groups(self) -> dict[int, tuple[str, ...]]:
         "Frame id -> the tspace signals that frame carries (in that order)."
-        return {fid: tuple(n for _, n in pairs) for fid, (_, pairs) in self.messages.items()}
+        return {fid: tuple(n for _, n in r.pairs) for fid, r in self.routes.items()}
 
     def cycle_s(self, frame_id: int, default: float = 0.02) -> float:
         "The DBC cycle time of message `frame_id`, s."
-        ct = self.messages[frame_id][0].cycle_time
+        ct = self.routes[frame_id].message.cycle_time
         return ct / 1000.0 if ct else default
 
     def quantum(self, name: str) -> float:
-        "Scale factor (one bit) of the DBC signal behind tspace signal `name`."
-        dbc = next(d for d, n in self.signal_map.items() if n == name)
-        return float(next(s for m in self.db.messages for s in m.signals if s.name == dbc).scale)
+        "One step of tspace signal `name` as the bus carries it: the DBC scale in tspace units, or the widest step between enum values."
+        r, j = next((r, j) for r in self.routes.values() for j, (_, n) in enumerate(r.pairs) if n == name)
+        if r.choices[j] is not None:
+            v = sorted(set(r.choices[j].values()))
+            return float(max(np.diff(v))) if len(v) > 1 else 0.0
+        return float(r.message.get_signal_by_name(r.pairs[j][0]).scale) * abs(r.factors[j])
 
-# %% ../../nbs/03_conn.can.ipynb 15
+# %% ../../nbs/03_conn.can.ipynb 17
 @patch
-def decode(self: SignalCodec, frame_id: int, data: bytes) -> tuple[float, ...]:
-    "Values of the tspace signals frame `frame_id` carries, in `groups()` order; `DecodeError` if not decodable."
-    entry = self.messages.get(frame_id)
-    if entry is None: raise DecodeError(f"CAN id {frame_id:#x} carries no tspace signal")
-    m, pairs = entry
-    if len(data) != m.length: raise DecodeError(f"CAN id {frame_id:#x} ({m.name}): DLC {len(data)}, the DBC says {m.length}")
-    try: vals = m.decode(data, decode_choices=False)
-    except Exception as e: raise DecodeError(f"CAN id {frame_id:#x} ({m.name}): {e}") from None
-    return tuple(float(vals[d]) for d, _ in pairs)
+def decode(self: SignalCodec, frame_id: int, data: bytes, extended: bool = False, counters: dict | None = None) -> tuple[float, ...]:
+    """Values of the tspace signals frame `frame_id` carries, in `groups()` order; `DecodeError` (`Rejected` with its `kind`) if not.
+    Pass `counters` (a dict kept between calls) to check rolling counters."""
+    r = self.routes.get(frame_id)
+    if r is None: raise DecodeError(f"CAN id {frame_id:#x} carries no tspace signal")
+    if bool(extended) != r.extended:
+        raise Rejected("wrong_id_type", f"CAN id {frame_id:#x}: a {'29' if extended else '11'}-bit id, the DBC's {r.message.name} "
+                                        f"has a {'29' if r.extended else '11'}-bit one")
+    return r.values(bytes(data), counters)
+
+def _dbc_value(r, j: int, v: float) -> float:
+    "tspace value `v` of pair `j` of route `r` as the DBC value that decodes nearest to it, within the DBC signal's range."
+    if r.choices[j] is not None: return min(r.choices[j], key=lambda raw: abs(r.choices[j][raw] - v))
+    s = r.message.get_signal_by_name(r.pairs[j][0])
+    v = (v - r.offsets[j]) / r.factors[j]
+    lo = s.minimum if s.minimum is not None else -math.inf; hi = s.maximum if s.maximum is not None else math.inf
+    return min(max(v, lo), hi)
 
 @patch
 def encode(self: SignalCodec, values: dict[str, float], counter: int = 0, timestamp: float | None = None) -> list:
-    "python-can messages carrying `values` (tspace name -> value), one per DBC message, values clipped to the DBC ranges."
+    """python-can messages carrying `values` (tspace name -> value), one per DBC message, values clipped to the DBC ranges;
+    rolling counters set to `counter` (mod their range), checksums computed."""
     import can
     out = []
-    for fid, (m, pairs) in self.messages.items():
+    for fid, r in self.routes.items():
+        m = r.message
         sig = {s.name: 0 for s in m.signals}
-        for d, n in pairs:
-            s = m.get_signal_by_name(d)
-            v = float(values[n])
-            lo = s.minimum if s.minimum is not None else -math.inf; hi = s.maximum if s.maximum is not None else math.inf
-            sig[d] = min(max(v, lo), hi)
-        if self._counter[fid]: sig[self._counter[fid]] = counter % 256
-        data = m.encode(sig, scaling=True, strict=False)
+        for j, (d, n) in enumerate(r.pairs): sig[d] = _dbc_value(r, j, float(values[n]))
+        if r.counter_to_send: sig[r.counter_to_send] = counter % r.modulus
+        data = bytearray(m.encode(sig, scaling=True, strict=False))
+        if r.checksum_fn is not None: data[r.checksum_byte] = r.checksum_fn(fid, data, r.checksum_byte)
         out.append(can.Message(arbitration_id=fid, data=data, is_extended_id=m.is_extended_frame,
                                timestamp=time.time() if timestamp is None else timestamp))
     return out
 
-# %% ../../nbs/03_conn.can.ipynb 18
+# %% ../../nbs/03_conn.can.ipynb 20
 class FrameAssembler:
     "Decoded samples (per group of signals sharing a timestamp) -> DataFrames of `frame_len` samples at `sample_hz` on a uniform UTC grid."
     def __init__(self, groups: dict, frame_len: int, sample_hz: float, signals: tuple[str, ...] = SIGNALS,
@@ -146,7 +252,7 @@ class FrameAssembler:
         "One sample of group `key` at bus time `t` (s since the epoch, UTC)."
         self._new_t[key].append(t); self._new_v[key].append(values); self._pending += 1
 
-# %% ../../nbs/03_conn.can.ipynb 21
+# %% ../../nbs/03_conn.can.ipynb 23
 @patch
 def _absorb(self: FrameAssembler, key) -> None:
     ts = np.asarray(self._new_t[key], dtype=float)
@@ -187,7 +293,7 @@ def _check_gaps(self: FrameAssembler) -> None:
             self._t[key], self._v[key] = self._t[key][keep], self._v[key][keep]
         self._t0, self._k = None, 0
 
-# %% ../../nbs/03_conn.can.ipynb 24
+# %% ../../nbs/03_conn.can.ipynb 26
 @patch
 def pop(self: FrameAssembler) -> list[pd.DataFrame]:
     "Every frame that the samples so far complete (possibly none)."
@@ -233,56 +339,54 @@ def _trim(self: FrameAssembler) -> None:
         i = max(int(np.searchsorted(ts, nxt, side="right")) - 1, 0)
         if i: self._t[key], self._v[key] = ts[i:], self._v[key][i:]
 
-# %% ../../nbs/03_conn.can.ipynb 29
-def _picker(names: tuple[str, ...]):
-    "A function that takes the tspace signals `names` (in order, as a tuple) out of cantools' decoded dict."
-    if len(names) > 1: return itemgetter(*names)
-    key = names[0]
-    return lambda vals: (vals[key],)
-
+# %% ../../nbs/03_conn.can.ipynb 31
 class CanFrameDecoder:
-    "CAN messages -> state frames: decode with a `SignalCodec`, assemble with a `FrameAssembler`, count and log bad traffic."
+    "CAN messages -> state frames: check and decode with a `SignalCodec`, assemble with a `FrameAssembler`, count and log bad traffic."
     def __init__(self, codec: SignalCodec, frame_len: int, sample_hz: float, max_gap_s: float = 0.25, stats: Counter | None = None):
         self.codec = codec
         self.stats = stats if stats is not None else Counter()
         self.assembler = FrameAssembler(codec.groups(), frame_len, sample_hz, max_gap_s=max_gap_s, stats=self.stats)
         self._note = ProblemCounter(log, self.stats)
-        self._decoders = {fid: (m.decode, m.length, tuple(d for d, _ in pairs)) for fid, (m, pairs) in codec.messages.items()}
-        self._add = self.assembler.add
+        self._routes = codec.routes
+        self.counters: dict = {}                # frame id -> (last counter seen, last accepted): the rolling counter checks' state
 
     @classmethod
     def from_config(cls, cfg: CanConfig, frame_len: int, sample_hz: float, **kw) -> "CanFrameDecoder":
         return cls(SignalCodec.from_config(cfg), frame_len, sample_hz, max_gap_s=cfg.max_gap_s, **kw)
 
+    def _take(self, msg) -> tuple | None:
+        "The tspace values `msg` carries, or None once it is counted as what it is (garbage, unknown_id, wrong_dlc, ...)."
+        fid = msg.arbitration_id
+        r = self._routes.get(fid)
+        if r is None or msg.is_error_frame or msg.is_remote_frame or msg.is_extended_id != r.extended:
+            if msg.is_error_frame or msg.is_remote_frame: self._note("garbage", f"{'error' if msg.is_error_frame else 'remote'} frame id {fid:#x}")
+            elif (fid, bool(msg.is_extended_id)) in self.codec.known_ids: self.stats["other_id"] += 1
+            elif r is not None: self._note("wrong_id_type", f"CAN id {fid:#x}: {'29' if msg.is_extended_id else '11'}-bit, "
+                                                            f"the DBC's {r.message.name} is {'29' if r.extended else '11'}-bit")
+            else: self._note("unknown_id", f"CAN id {fid:#x} is not in the DBC")
+            return None
+        try: return r.values(msg.data, self.counters)
+        except Rejected as e:
+            self._note(e.kind, str(e))
+            return None
+
     def feed(self, msg) -> None:
         "Take one python-can message; never raises."
         self.stats["received"] += 1
-        fid = msg.arbitration_id
-        dec = self._decoders.get(fid)
-        if dec is None or msg.is_error_frame or msg.is_remote_frame:
-            if msg.is_error_frame or msg.is_remote_frame: self._note("garbage", f"{'error' if msg.is_error_frame else 'remote'} frame id {fid:#x}")
-            elif fid in self.codec.known_ids: self.stats["other_id"] += 1
-            else: self._note("unknown_id", f"CAN id {fid:#x} is not in the DBC")
-            return
-        decode, length, names = dec
-        data = msg.data
-        if len(data) != length:
-            self._note("undecodable", f"CAN id {fid:#x}: DLC {len(data)}, the DBC says {length}"); return
-        try: vals = decode(data, decode_choices=False)
-        except Exception as e:
-            self._note("undecodable", f"CAN id {fid:#x}: {e}"); return
-        self.stats["decoded"] += 1
-        self._add(fid, msg.timestamp, tuple([vals[n] for n in names]))
+        vals = self._take(msg)
+        if vals is not None:
+            self.stats["decoded"] += 1
+            self.assembler.add(msg.arbitration_id, msg.timestamp, vals)
 
     def feed_many(self, msgs: Iterable) -> list[pd.DataFrame]:
         "Feed every message and return the frames they complete."
         feed, asm, out = self.feed, self.assembler, []
-        for i, m in enumerate(msgs):
+        for m in msgs:
             feed(m)
             if m.timestamp >= asm.due or asm._pending >= 8192: out += asm.pop()
         return out + asm.pop()
 
-# %% ../../nbs/03_conn.can.ipynb 32
+# %% ../../nbs/03_conn.can.ipynb 37
 @patch
 def consume(self: CanFrameDecoder, recv, stop, on_frames, on_id=None, watch_id: int = -1, on_idle=None, batch_s: float = 0.02,
             on_error=None) -> None:
@@ -290,62 +394,141 @@ def consume(self: CanFrameDecoder, recv, stop, on_frames, on_id=None, watch_id: 
     to `on_frames(list)`, messages with id `watch_id` to `on_id(msg)`, and `on_idle()` runs when `recv` times out.
     When `recv` raises, `on_error(exc)` decides: it returns what `recv` should have (None: a quiet bus) or raises;
     without `on_error` the exception propagates.
-    Equivalent to `feed` per message, with the per-message work inlined; frames are assembled when due, at most
-    every `batch_s` s of wall time (or every 4096 messages) so that bursts are handled in batches."""
-    asm, stats, feed = self.assembler, self.stats, self.feed
-    # per signal-carrying id: (decode, DLC, pick the tspace signals from cantools' dict, append time, append values)
-    decoders = {fid: (getattr(self.codec.messages[fid][0], "decode_simple", decode), length, _picker(names),
-                      asm._new_t[fid].append, asm._new_v[fid].append)
-                for fid, (decode, length, names) in self._decoders.items()}
-    get, mono = decoders.get, time.monotonic
-    n = 0; next_pop = mono()
-    while True:
+    `stop` is looked at before every receive, whatever the traffic (at most 50 ms apart on a quiet bus). Each message is
+    handled as `feed` does; frames are assembled when due, at most every `batch_s` s of wall time (or every 4096
+    samples) so that bursts are handled in batches."""
+    asm, stats, take, add, mono = self.assembler, self.stats, self._take, self.assembler.add, time.monotonic
+    get, counters, note = self._routes.get, self.counters, self._note
+    n = 0                                   # decoded samples not yet in `stats` (counted in batches: this loop is hot)
+    next_pop = mono()
+    while not stop.is_set():
         try: m = recv(0.05)
         except Exception as e:
             if on_error is None: raise
             m = on_error(e)
         if m is None:
-            if n: stats["received"] += n; stats["decoded"] += n; asm._pending += n; n = 0
-            if stop.is_set(): break
+            if n: stats["received"] += n; stats["decoded"] += n; n = 0
             if asm._pending: on_frames(asm.pop())
             if on_idle is not None: on_idle()
             continue
-        dec = get(m.arbitration_id)
-        if dec is None or m.is_error_frame or m.is_remote_frame or len(m.data) != dec[1]:
-            if m.arbitration_id == watch_id and on_id is not None and not m.is_error_frame: on_id(m)
-            else: feed(m)
+        fid = m.arbitration_id
+        r = get(fid)
+        if r is None or m.is_error_frame or m.is_remote_frame or m.is_extended_id != r.extended:
+            if fid == watch_id and on_id is not None and not m.is_error_frame and not m.is_extended_id: on_id(m)
+            else: stats["received"] += 1; take(m)                     # counted there as what it is
             continue
-        try: vals = dec[0](m.data, False)
-        except Exception:
-            feed(m); continue                               # counted as undecodable there
+        try: vals = r.values(m.data, counters)
+        except Rejected as e:
+            stats["received"] += 1; note(e.kind, str(e)); continue
         t = m.timestamp
-        dec[3](t); dec[4](dec[2](vals))
+        add(fid, t, vals)
         n += 1
         if n >= 4096 or (t >= asm.due and mono() >= next_pop):
-            stats["received"] += n; stats["decoded"] += n; asm._pending += n; n = 0
+            stats["received"] += n; stats["decoded"] += n; n = 0
             frames = asm.pop()
             if frames: on_frames(frames)
             next_pop = mono() + batch_s
-            if stop.is_set(): break
     if n: stats["received"] += n; stats["decoded"] += n
     if asm._pending: on_frames(asm.pop())
 
-# %% ../../nbs/03_conn.can.ipynb 36
-def read_log(path) -> Iterator:
-    "The messages of CAN log `path` (any format python-can's `LogReader` knows by suffix)."
+# %% ../../nbs/03_conn.can.ipynb 44
+class LogReading:
+    "What `read_log` took from a CAN log and what it had to leave out (lines skipped, bytes lost, why)."
+    def __init__(self, path): self.path, self.messages, self.skipped_lines, self.lost_bytes, self.problems = str(path), 0, 0, 0, []
+    @property
+    def damaged(self) -> bool: return bool(self.skipped_lines or self.lost_bytes or self.problems)
+    def summary(self) -> str:
+        parts = ([f"{self.skipped_lines} line(s) skipped"] if self.skipped_lines else []) + self.problems
+        return f"CAN log {self.path!r}: {self.messages} message(s) read; " + "; ".join(parts)
+    def skip_line(self, number: int, error: Exception) -> None:
+        self.skipped_lines += 1
+        if self.skipped_lines <= 3: self.problems.append(f"line {number} skipped ({type(error).__name__}: {error})")
+
+class _Lines:
+    "A text file's lines, counted, with lines that can be put back in front (for a reader that starts again after a bad line)."
+    def __init__(self, f): self.f, self.number, self.front = f, 0, []
+    def __iter__(self): return self
+    def __next__(self) -> str:
+        if self.front: return self.front.pop()
+        line = next(self.f)
+        self.number += 1
+        return line
+    def close(self) -> None: pass
+
+def _text_messages(path: Path, reading: LogReading) -> Iterator:
+    "Messages of an ASC, candump or CSV log; a line the reader cannot parse is skipped and counted, and reading goes on after it."
+    import can
+    suffix = path.suffix.lower()
+    cls, kw, restart = {".asc": (can.ASCReader, {"relative_timestamp": False}, "\n"),   # ASC: absolute times; a blank line ends its header
+                        ".log": (can.CanutilsLogReader, {}, None),
+                        ".csv": (can.CSVReader, {}, "timestamp,arbitration_id,extended,remote,error,dlc,data\n")}[suffix]
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = _Lines(f)
+        reader = cls(lines, **kw)
+        failed_at = -1
+        while True:
+            try:
+                for m in reader:
+                    reading.messages += 1
+                    yield m
+                return
+            except Exception as e:   # whatever the reader raises on a line it cannot parse
+                if lines.number == failed_at:   # failed again without reading a line: it would never end
+                    reading.problems.append(f"reading stopped at line {lines.number} ({type(e).__name__}: {e})")
+                    return
+                failed_at = lines.number
+                reading.skip_line(lines.number, e)
+                if restart is not None: lines.front.append(restart)   # what the reader reads first when it starts again
+
+def _blf_messages(path: Path, reading: LogReading) -> Iterator:
+    "Messages of a BLF log up to any damage; a file shorter than its header says, or damaged midway, is reported in `reading`."
+    from can.io.blf import BLFReader
+    size = path.stat().st_size
+    try: reader = BLFReader(str(path))
+    except Exception as e: raise DecodeError(f"CAN log {str(path)!r}: not a BLF file ({type(e).__name__}: {e})") from e
+    try:
+        for m in reader:
+            reading.messages += 1
+            yield m
+    except Exception as e:   # damage midway: keep what was read
+        reading.lost_bytes = max(0, size - reader.file.tell())
+        reading.problems.append(f"damaged after {reading.messages} message(s), {reading.lost_bytes} byte(s) not read "
+                                f"({type(e).__name__}: {e})")
+    finally: reader.file.close()
+    if reader.file_size > size:
+        reading.lost_bytes = max(reading.lost_bytes, reader.file_size - size)
+        reading.problems.append(f"cut short: {size} of the {reader.file_size} bytes its header announces are there "
+                                f"({reader.object_count} object(s) announced)")
+
+# %% ../../nbs/03_conn.can.ipynb 45
+def read_log(path, reading: LogReading | None = None) -> Iterator:
+    """The messages of CAN log `path` (any format python-can's `LogReader` knows by suffix). Damage never stops the reading:
+    a bad line of a text log is skipped, a damaged or cut BLF gives what was read; `reading` (a `LogReading`) says what was
+    left out, and a warning is logged. `DecodeError` when the file yields no message at all because of damage."""
     import can
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"CAN log {str(path)!r} not found")
-    kw = {"relative_timestamp": False} if path.suffix.lower() == ".asc" else {}   # ASC: absolute times from the trigger block
-    try: yield from can.LogReader(str(path), **kw)
-    except (ValueError, NotImplementedError) as e: raise DecodeError(f"CAN log {str(path)!r}: {e}") from e
+    reading = reading if reading is not None else LogReading(path)
+    suffix = path.suffix.lower()
+    if suffix == ".blf": yield from _blf_messages(path, reading)
+    elif suffix in (".asc", ".log", ".csv"): yield from _text_messages(path, reading)
+    else:
+        try: reader = can.LogReader(str(path))
+        except Exception as e: raise DecodeError(f"CAN log {str(path)!r}: {type(e).__name__}: {e}") from e
+        try:
+            for m in reader:
+                reading.messages += 1
+                yield m
+        except Exception as e: reading.problems.append(f"damaged after {reading.messages} message(s) ({type(e).__name__}: {e})")
+    if reading.messages == 0 and reading.damaged: raise DecodeError(f"{reading.summary()}: no CAN message in it")
+    if reading.damaged: log.warning("%s", reading.summary())
 
 def replay_frames(path, cfg: CanConfig | None = None, frame_len: int = 30, sample_hz: float = 20.0,
-                  decoder: CanFrameDecoder | None = None) -> Iterator[pd.DataFrame]:
-    "State frames from CAN log `path`, decoded with `cfg` (DBC, signal names); pass `decoder` to read its counters afterwards."
+                  decoder: CanFrameDecoder | None = None, reading: LogReading | None = None) -> Iterator[pd.DataFrame]:
+    "State frames from CAN log `path`, decoded with `cfg` (DBC, signal names); pass `decoder` to read its counters, `reading` what the log lost."
     dec = decoder or CanFrameDecoder.from_config(cfg or CanConfig(), frame_len, sample_hz)
     asm, feed = dec.assembler, dec.feed
-    for m in read_log(path):
+    for m in read_log(path, reading):
         feed(m)
         if m.timestamp >= asm.due or asm._pending >= 8192: yield from asm.pop()
     yield from asm.pop()

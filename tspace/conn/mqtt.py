@@ -13,12 +13,13 @@ from ..config.hmi import HMIConfig
 from .udp import HMI_STATUSES
 from ..data.time import ensure_aware
 from ..system.errors import ConfigError, DataError, DecodeError, TspaceConnectionError
+from ..system.inputs import decoding, loads_bounded, shown
 from ..system.log import ProblemCounter, get_logger
 
 log = get_logger(__name__)
 
 # %% auto 0
-__all__ = ['log', 'vehicle_topic', 'hmi_payload', 'parse_hmi_payload', 'MqttHMI']
+__all__ = ['log', 'MAX_PAYLOAD_BYTES', 'MAX_PAYLOAD_DEPTH', 'vehicle_topic', 'hmi_payload', 'parse_hmi_payload', 'MqttHMI']
 
 # %% ../../nbs/03_conn.mqtt.ipynb 5
 def vehicle_topic(cfg: HMIConfig, vehicle: str) -> str:
@@ -36,25 +37,29 @@ def hmi_payload(status: str, at=None, id: str | None = None) -> bytes:
     if id is not None: doc["id"] = str(id)
     return json.dumps(doc).encode()
 
-def parse_hmi_payload(payload: bytes | str) -> tuple[str, pd.Timestamp | None, str | None]:
-    "`(status, at, id)` of a message: JSON `{'status', 'at'?, 'id'?}` or a bare status word; `DecodeError` naming the problem otherwise."
-    try: text = payload.decode("utf-8") if isinstance(payload, (bytes, bytearray)) else str(payload)
-    except UnicodeDecodeError as e: raise DecodeError(f"HMI message is not UTF-8 text: {e}") from None
-    word = text.strip()
-    if word in HMI_STATUSES: return word, None, None
-    try: doc = json.loads(word)
-    except ValueError as e: raise DecodeError(f"HMI message {word[:40]!r} is neither a status word nor JSON: {e}") from None
-    if not isinstance(doc, dict): raise DecodeError(f"HMI message is a JSON {type(doc).__name__}, expected an object")
-    st = doc.get("status")
-    if st not in HMI_STATUSES: raise DecodeError(f"status = {st!r}: expected one of {list(HMI_STATUSES)}")
-    at = doc.get("at")
-    if at is not None:
-        try: at = ensure_aware(at, "at")
-        except DataError as e: raise DecodeError(str(e)) from None
-    mid = doc.get("id")
-    return st, at, None if mid is None else str(mid)
+MAX_PAYLOAD_BYTES = 4096
+"Longest HMI message parsed; a driver's app sends under 200 bytes."
+MAX_PAYLOAD_DEPTH = 4
+"Deepest nesting parsed; an HMI message is one flat object."
 
-# %% ../../nbs/03_conn.mqtt.ipynb 9
+def parse_hmi_payload(payload: bytes | str, source: str = "HMI message") -> tuple[str, pd.Timestamp | None, str | None]:
+    "`(status, at, id)` of a message: JSON `{'status', 'at'?, 'id'?}` or a bare status word; only `DecodeError`, naming `source` and the problem, otherwise."
+    with decoding(source):
+        if isinstance(payload, (bytes, bytearray)) and len(payload) <= MAX_PAYLOAD_BYTES:    # longer ones: loads_bounded refuses them
+            try: payload = bytes(payload).decode("utf-8")
+            except UnicodeDecodeError as e: raise DecodeError(f"{source}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        if isinstance(payload, str) and payload.strip() in HMI_STATUSES: return payload.strip(), None, None
+        doc = loads_bounded(payload, source=source, max_bytes=MAX_PAYLOAD_BYTES, max_depth=MAX_PAYLOAD_DEPTH)
+        if not isinstance(doc, dict): raise DecodeError(f"{source}: a JSON {type(doc).__name__}, expected an object or a status word")
+        st = doc.get("status")
+        if not isinstance(st, str) or st not in HMI_STATUSES:
+            raise DecodeError(f"{source}: status = {shown(st)}: expected one of {list(HMI_STATUSES)}")
+        at = doc.get("at")
+        if at is not None: at = ensure_aware(at, "at")          # a DataError becomes a DecodeError naming `source`
+        mid = doc.get("id")
+        return st, at, None if mid is None else str(mid)
+
+# %% ../../nbs/03_conn.mqtt.ipynb 11
 class MqttHMI:
     "Episode control from an MQTT broker on the vehicle's topic: yields `('hmi', status)` like the UDP source; `connect()` first."
     def __init__(self, cfg: HMIConfig | None = None, vehicle: str = "sim-truck-01", *, client_id: str | None = None, qos: int = 1,
@@ -109,17 +114,22 @@ class MqttHMI:
         log.warning("MQTT broker %s:%s gone (%s); reconnecting", self.host, self.port, reason_code)
 
     def _on_message(self, client, userdata, msg):
-        for ev in self.handle(msg.payload):
+        try: events = self.handle(msg.payload)           # only a bug can raise here: paho's network thread must not die of it
+        except Exception:
+            self.stats["handler_errors"] += 1
+            log.exception("HMI message on %r not handled (%d so far)", self.topic, self.stats["handler_errors"])
+            return
+        for ev in events:
             try: self._q.put_nowait(ev)
             except queue.Full:
                 self.stats["dropped"] += 1
                 log.error("HMI events not taken: %d waiting; %s dropped (%d so far)", self._q.qsize(), ev[0], self.stats["dropped"])
 
-# %% ../../nbs/03_conn.mqtt.ipynb 12
+# %% ../../nbs/03_conn.mqtt.ipynb 14
 @patch
 def handle(self: MqttHMI, payload: bytes) -> list[tuple[str, pd.Timestamp | None]]:
     "`[(status, at)]` from one message payload; `[]` for a malformed or duplicate one (counted)."
-    try: status, at, mid = parse_hmi_payload(payload)
+    try: status, at, mid = parse_hmi_payload(payload, f"HMI message on {self.topic}")
     except DecodeError as e:
         self._note("malformed", str(e)); return []
     with self._lock:
@@ -161,7 +171,7 @@ def pump(self: MqttHMI, stop: threading.Event, out) -> int:
         out.put(item); n += 1
     return n
 
-# %% ../../nbs/03_conn.mqtt.ipynb 15
+# %% ../../nbs/03_conn.mqtt.ipynb 17
 @patch
 def connect(self: MqttHMI) -> "MqttHMI":
     "Connect, subscribe, and start paho's network thread; `TspaceConnectionError` if the broker is unreachable or refuses."

@@ -16,15 +16,17 @@ from ..config.site import ID_PATTERN
 from ..data.core import DEFAULT_SIGNALS, INDEX_NAME
 from ..data.time import ensure_aware, ensure_aware_index
 from ..system.errors import ConfigError, DataError, DecodeError, StorageError, TspaceConnectionError, check_int
+from ..system.inputs import decoding, finite_number, loads_bounded, shown
 from ..system.log import get_logger
 
 log = get_logger(__name__)
 
 # %% auto 0
 __all__ = ['log', 'SIGNALS', 'CHUNK_FIELDS', 'CHUNK_UNITS', 'FORMAT_SIGNALS', 'FORMAT_REQUEST', 'FORMAT_ACK', 'FORMAT_MAP',
-           'CHUNK_NAME_RE', 'chunk_name', 'chunk_time', 'new_request_id', 'CloudLayout', 'loads', 'dumps',
-           'is_transient', 'ObjectStore', 'SignalChunk', 'encode_chunk', 'decode_chunk', 'encode_request',
-           'decode_request', 'TorqueAck', 'encode_ack', 'decode_ack', 'encode_torque_map', 'decode_torque_map']
+           'CHUNK_NAME_RE', 'MAX_OBJECT_BYTES', 'MAX_OBJECT_DEPTH', 'chunk_name', 'chunk_time', 'new_request_id',
+           'CloudLayout', 'loads', 'dumps', 'is_transient', 'ObjectStore', 'SignalChunk', 'encode_chunk',
+           'decode_chunk', 'encode_request', 'decode_request', 'TorqueAck', 'encode_ack', 'decode_ack',
+           'encode_torque_map', 'decode_torque_map']
 
 # %% ../../nbs/03_conn.objstore.ipynb 5
 SIGNALS: tuple[str, ...] = tuple(DEFAULT_SIGNALS)
@@ -73,14 +75,14 @@ class CloudLayout:
     def __repr__(self): return f"CloudLayout({self.base!r})"
 
 # %% ../../nbs/03_conn.objstore.ipynb 8
-def _refuse_constant(c):
-    raise DecodeError(f"JSON constant {c} is not a number tspace accepts")
+MAX_OBJECT_BYTES = 64 << 20
+"Largest object decoded (a chunk of 200 samples is about 30 kB; a long chunk of 100,000 samples about 15 MB)."
+MAX_OBJECT_DEPTH = 8
+"Deepest nesting decoded; the documented objects are 3 deep (a chunk's signals, a map's rows)."
 
 def loads(data: bytes | str, what: str = "object") -> Any:
-    "JSON from `data`; `DecodeError` naming `what` if it is not valid JSON (NaN and Infinity are refused)."
-    try: return json.loads(data, parse_constant=_refuse_constant)
-    except DecodeError as e: raise DecodeError(f"{what}: {e}") from None
-    except (ValueError, UnicodeDecodeError) as e: raise DecodeError(f"{what}: not valid JSON ({e})") from None
+    "JSON from `data`; `DecodeError` naming `what` if it is too large or too deep, not UTF-8, or not JSON (NaN and Infinity are refused)."
+    return loads_bounded(data, source=what, max_bytes=MAX_OBJECT_BYTES, max_depth=MAX_OBJECT_DEPTH)
 
 def dumps(doc, what: str = "object") -> bytes:
     "Compact JSON bytes of `doc`; `DataError` naming `what` for NaN or infinite numbers."
@@ -287,62 +289,63 @@ def _need(doc: dict, key: str, kind, what: str):
     if key not in doc: raise DecodeError(f"{what}: field {key!r} is missing")
     v = doc[key]
     if kind is float:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise DecodeError(f"{what}: {key} = {v!r}, expected a finite number")
-        return float(v)
+        x = finite_number(v)
+        if x is None: raise DecodeError(f"{what}: {key} = {shown(v)}, expected a finite number")
+        return x
     if kind is int:
-        if isinstance(v, bool) or not isinstance(v, int): raise DecodeError(f"{what}: {key} = {v!r}, expected an integer")
+        if isinstance(v, bool) or not isinstance(v, int): raise DecodeError(f"{what}: {key} = {shown(v)}, expected an integer")
         return v
     if not isinstance(v, kind): raise DecodeError(f"{what}: {key} = {str(v)[:60]!r}, expected a {getattr(kind, '__name__', kind)}")
     return v
 
 def _format(doc, fmt: str, what: str) -> dict:
     if not isinstance(doc, dict): raise DecodeError(f"{what}: a JSON {type(doc).__name__}, expected an object")
-    if doc.get("format") != fmt: raise DecodeError(f"{what}: format = {doc.get('format')!r}, expected {fmt!r}")
+    if doc.get("format") != fmt: raise DecodeError(f"{what}: format = {shown(doc.get('format'))}, expected {fmt!r}")
     return doc
 
 def _numbers(v, what: str) -> np.ndarray:
     if not isinstance(v, list): raise DecodeError(f"{what}: expected a list of numbers, got {type(v).__name__}")
     if any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in v):
         bad = next(x for x in v if isinstance(x, bool) or not isinstance(x, (int, float)))
-        raise DecodeError(f"{what}: {bad!r} is not a number")
+        raise DecodeError(f"{what}: {shown(bad)} is not a number")
     return np.asarray(v, dtype=float)
 
 # %% ../../nbs/03_conn.objstore.ipynb 33
 def decode_chunk(data: bytes | str, what: str = "chunk") -> SignalChunk:
     "Check and decode a chunk object; `DecodeError` naming the field and value for anything malformed."
-    doc = _format(loads(data, what), FORMAT_SIGNALS, what)
-    vehicle = _need(doc, "vehicle", str, what)
-    hz = _need(doc, "sample_hz", float, what)
-    if hz <= 0: raise DecodeError(f"{what}: sample_hz = {hz}, expected > 0 Hz")
-    seq = doc.get("seq")
-    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)): raise DecodeError(f"{what}: seq = {seq!r}, expected an integer")
-    stamps = _need(doc, "timestamps", list, what)
-    if not stamps: raise DecodeError(f"{what}: no timestamps")
-    s = pd.Series(stamps, dtype=object)
-    notstr = s.map(lambda x: not isinstance(x, str))
-    if notstr.any(): raise DecodeError(f"{what}: timestamps[{int(notstr.idxmax())}] = {s[notstr].iloc[0]!r} is not an ISO 8601 string")
-    zoned = s.astype(str).str.contains(_ZONED, regex=True)
-    if not zoned.all():
-        i = int((~zoned).idxmax())
-        raise DecodeError(f"{what}: timestamps[{i}] = {stamps[i]!r} has no UTC offset; tspace never assumes a time zone")
-    try: idx = pd.DatetimeIndex(pd.to_datetime(s, format="ISO8601", utc=True)).as_unit("ns")
-    except (ValueError, OverflowError) as e: raise DecodeError(f"{what}: timestamps: not ISO 8601 ({e})") from None
-    d = np.diff(idx.asi8)
-    if (d <= 0).any():
-        i = int(np.flatnonzero(d <= 0)[0]) + 1
-        raise DecodeError(f"{what}: timestamps[{i}] = {stamps[i]!r} does not follow {stamps[i - 1]!r}; times must increase")
-    sig = _need(doc, "signals", dict, what)
-    data = np.empty((len(idx), len(SIGNALS)))
-    for field, name in CHUNK_FIELDS.items():
-        if field not in sig: raise DecodeError(f"{what}: signals.{field} is missing")
-        v = _numbers(sig[field], f"{what}: signals.{field}")
-        if len(v) != len(idx): raise DecodeError(f"{what}: signals.{field} has {len(v)} value(s) for {len(idx)} timestamps")
-        try: DEFAULT_SIGNALS[name].check(v, what=what)       # finite and plausible; the float64 values are kept
-        except DataError as e: raise DecodeError(str(e).replace(f"signal {name!r}", f"signals.{field}")) from None
-        data[:, SIGNALS.index(name)] = v
-    frame = pd.DataFrame(data, index=pd.DatetimeIndex(idx, name=INDEX_NAME), columns=list(SIGNALS))
-    return SignalChunk(vehicle, hz, seq, frame)
+    with decoding(what):
+        doc = _format(loads(data, what), FORMAT_SIGNALS, what)
+        vehicle = _need(doc, "vehicle", str, what)
+        hz = _need(doc, "sample_hz", float, what)
+        if hz <= 0: raise DecodeError(f"{what}: sample_hz = {hz}, expected > 0 Hz")
+        seq = doc.get("seq")
+        if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)): raise DecodeError(f"{what}: seq = {shown(seq)}, expected an integer")
+        stamps = _need(doc, "timestamps", list, what)
+        if not stamps: raise DecodeError(f"{what}: no timestamps")
+        s = pd.Series(stamps, dtype=object)
+        notstr = s.map(lambda x: not isinstance(x, str))
+        if notstr.any(): raise DecodeError(f"{what}: timestamps[{int(notstr.idxmax())}] = {shown(s[notstr].iloc[0])} is not an ISO 8601 string")
+        zoned = s.astype(str).str.contains(_ZONED, regex=True)
+        if not zoned.all():
+            i = int((~zoned).idxmax())
+            raise DecodeError(f"{what}: timestamps[{i}] = {shown(stamps[i])} has no UTC offset; tspace never assumes a time zone")
+        try: idx = pd.DatetimeIndex(pd.to_datetime(s, format="ISO8601", utc=True)).as_unit("ns")
+        except (ValueError, OverflowError) as e: raise DecodeError(f"{what}: timestamps: not ISO 8601 ({e})") from None
+        d = np.diff(idx.asi8)
+        if (d <= 0).any():
+            i = int(np.flatnonzero(d <= 0)[0]) + 1
+            raise DecodeError(f"{what}: timestamps[{i}] = {shown(stamps[i])} does not follow {shown(stamps[i - 1])}; times must increase")
+        sig = _need(doc, "signals", dict, what)
+        data = np.empty((len(idx), len(SIGNALS)))
+        for field, name in CHUNK_FIELDS.items():
+            if field not in sig: raise DecodeError(f"{what}: signals.{field} is missing")
+            v = _numbers(sig[field], f"{what}: signals.{field}")
+            if len(v) != len(idx): raise DecodeError(f"{what}: signals.{field} has {len(v)} value(s) for {len(idx)} timestamps")
+            try: DEFAULT_SIGNALS[name].check(v, what=what)       # finite and plausible; the float64 values are kept
+            except DataError as e: raise DecodeError(str(e).replace(f"signal {name!r}", f"signals.{field}")) from None
+            data[:, SIGNALS.index(name)] = v
+        frame = pd.DataFrame(data, index=pd.DatetimeIndex(idx, name=INDEX_NAME), columns=list(SIGNALS))
+        return SignalChunk(vehicle, hz, seq, frame)
 
 # %% ../../nbs/03_conn.objstore.ipynb 38
 def _table(v, what: str) -> np.ndarray:
@@ -363,13 +366,14 @@ def encode_request(request_id: str, vehicle: str, start: int, rows, created=None
 
 def decode_request(data: bytes | str, what: str = "torque request") -> dict:
     "`{'id', 'vehicle', 'start', 'rows' (float array), 'created'}` of a request object; `DecodeError` if malformed."
-    doc = _format(loads(data, what), FORMAT_REQUEST, what)
-    out = {"id": _need(doc, "id", str, what), "vehicle": _need(doc, "vehicle", str, what),
-           "start": _need(doc, "start", int, what), "rows": _table(doc.get("rows"), f"{what}: rows"), "created": None}
-    if doc.get("created") is not None:
-        try: out["created"] = ensure_aware(doc["created"], f"{what}: created")
-        except DataError as e: raise DecodeError(str(e)) from None
-    return out
+    with decoding(what):
+        doc = _format(loads(data, what), FORMAT_REQUEST, what)
+        out = {"id": _need(doc, "id", str, what), "vehicle": _need(doc, "vehicle", str, what),
+               "start": _need(doc, "start", int, what), "rows": _table(doc.get("rows"), f"{what}: rows"), "created": None}
+        if doc.get("created") is not None:
+            try: out["created"] = ensure_aware(doc["created"], f"{what}: created")
+            except DataError as e: raise DecodeError(str(e)) from None
+        return out
 
 # %% ../../nbs/03_conn.objstore.ipynb 41
 @dataclass(frozen=True)
@@ -395,18 +399,19 @@ def encode_ack(ack: TorqueAck) -> bytes:
     return dumps(doc, "torque ack")
 
 def decode_ack(data: bytes | str, what: str = "torque ack") -> TorqueAck:
-    doc = _format(loads(data, what), FORMAT_ACK, what)
-    status = _need(doc, "status", str, what)
-    if status not in ("applied", "rejected"): raise DecodeError(f"{what}: status = {status!r}, expected 'applied' or 'rejected'")
-    try: at = ensure_aware(_need(doc, "at", str, what), f"{what}: at")
-    except DataError as e: raise DecodeError(str(e)) from None
-    rows = None if doc.get("rows") is None else _table(doc["rows"], f"{what}: rows")
-    table = None if doc.get("map") is None else _table(doc["map"], f"{what}: map")
-    start = doc.get("start")
-    if start is not None and (isinstance(start, bool) or not isinstance(start, int)): raise DecodeError(f"{what}: start = {start!r}, expected an integer")
-    reason = doc.get("reason")
-    return TorqueAck(_need(doc, "id", str, what), _need(doc, "vehicle", str, what), status, at,
-                     None if doc.get("code") is None else str(doc["code"]), None if reason is None else str(reason), start, rows, table)
+    with decoding(what):
+        doc = _format(loads(data, what), FORMAT_ACK, what)
+        status = _need(doc, "status", str, what)
+        if status not in ("applied", "rejected"): raise DecodeError(f"{what}: status = {shown(status)}, expected 'applied' or 'rejected'")
+        try: at = ensure_aware(_need(doc, "at", str, what), f"{what}: at")
+        except DataError as e: raise DecodeError(str(e)) from None
+        rows = None if doc.get("rows") is None else _table(doc["rows"], f"{what}: rows")
+        table = None if doc.get("map") is None else _table(doc["map"], f"{what}: map")
+        start = doc.get("start")
+        if start is not None and (isinstance(start, bool) or not isinstance(start, int)): raise DecodeError(f"{what}: start = {shown(start)}, expected an integer")
+        reason = doc.get("reason")
+        return TorqueAck(_need(doc, "id", str, what), _need(doc, "vehicle", str, what), status, at,
+                         None if doc.get("code") is None else str(doc["code"]), None if reason is None else str(reason), start, rows, table)
 
 # %% ../../nbs/03_conn.objstore.ipynb 44
 def encode_torque_map(vehicle: str, table, speed_kmh, pedal, at) -> bytes:
@@ -417,10 +422,11 @@ def encode_torque_map(vehicle: str, table, speed_kmh, pedal, at) -> bytes:
 
 def decode_torque_map(data: bytes | str, what: str = "torque map") -> dict:
     "`{'vehicle', 'at', 'speed_kmh', 'pedal', 'table'}` of a map object; `DecodeError` if malformed or inconsistent."
-    doc = _format(loads(data, what), FORMAT_MAP, what)
-    table = _table(doc.get("table"), f"{what}: table")
-    sp, pp = _numbers(doc.get("speed_kmh"), f"{what}: speed_kmh"), _numbers(doc.get("pedal"), f"{what}: pedal")
-    if table.shape != (len(sp), len(pp)): raise DecodeError(f"{what}: table {table.shape} does not match {len(sp)} speeds x {len(pp)} pedals")
-    try: at = ensure_aware(_need(doc, "at", str, what), f"{what}: at")
-    except DataError as e: raise DecodeError(str(e)) from None
-    return {"vehicle": _need(doc, "vehicle", str, what), "at": at, "speed_kmh": sp, "pedal": pp, "table": table}
+    with decoding(what):
+        doc = _format(loads(data, what), FORMAT_MAP, what)
+        table = _table(doc.get("table"), f"{what}: table")
+        sp, pp = _numbers(doc.get("speed_kmh"), f"{what}: speed_kmh"), _numbers(doc.get("pedal"), f"{what}: pedal")
+        if table.shape != (len(sp), len(pp)): raise DecodeError(f"{what}: table {table.shape} does not match {len(sp)} speeds x {len(pp)} pedals")
+        try: at = ensure_aware(_need(doc, "at", str, what), f"{what}: at")
+        except DataError as e: raise DecodeError(str(e)) from None
+        return {"vehicle": _need(doc, "vehicle", str, what), "at": at, "speed_kmh": sp, "pedal": pp, "table": table}

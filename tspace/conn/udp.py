@@ -4,17 +4,19 @@
 
 # %% ../../nbs/03_conn.udp.ipynb 3
 from __future__ import annotations
-import json, math, socket, time
+import json, socket, time
 from collections import Counter
 from typing import Iterator
 from .can import FrameAssembler, SIGNALS
 from ..system.errors import DataError, DecodeError, TspaceConnectionError
+from ..system.inputs import decoding, finite_number, loads_bounded, shown
 from ..system.log import ProblemCounter, get_logger
 
 log = get_logger(__name__)
 
 # %% auto 0
-__all__ = ['log', 'BRIDGE_FIELDS', 'HMI_STATUSES', 'parse_datagram', 'bridge_datagram', 'UdpGateway']
+__all__ = ['log', 'BRIDGE_FIELDS', 'HMI_STATUSES', 'MAX_DATAGRAM_BYTES', 'MAX_DATAGRAM_DEPTH', 'parse_datagram',
+           'bridge_datagram', 'UdpGateway']
 
 # %% ../../nbs/03_conn.udp.ipynb 4
 BRIDGE_FIELDS: dict[str, str] = {"velocity": "velocity", "pedal": "thrust", "brake_pressure": "brake", "A": "current", "V": "voltage"}
@@ -22,33 +24,38 @@ BRIDGE_FIELDS: dict[str, str] = {"velocity": "velocity", "pedal": "thrust", "bra
 HMI_STATUSES = ("begin", "end_valid", "end_invalid", "exit")
 "Episode-control statuses a bridge may send."
 
-def parse_datagram(data: bytes) -> tuple[str, object]:
-    "`('data', (velocity, thrust, brake, current, voltage))` or `('status', name)`; `DecodeError` naming the problem otherwise."
-    try: doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e: raise DecodeError(f"datagram is not JSON: {e}") from None
-    if not isinstance(doc, dict): raise DecodeError(f"datagram is a JSON {type(doc).__name__}, expected an object")
-    if "status" in doc:
-        st = doc["status"]
-        if st not in HMI_STATUSES: raise DecodeError(f"status = {st!r}: expected one of {list(HMI_STATUSES)}")
-        return "status", st
-    d = doc.get("data")
-    if not isinstance(d, dict): raise DecodeError(f"datagram has neither 'status' nor a 'data' object: keys {list(doc)[:5]}")
-    vals = []
-    for k in BRIDGE_FIELDS:
-        if k not in d: raise DecodeError(f"data.{k} is missing")
-        v = d[k]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise DecodeError(f"data.{k} = {v!r}: expected a finite number")
-        vals.append(float(v))
-    return "data", tuple(vals)
+MAX_DATAGRAM_BYTES = 8192
+"Longest datagram parsed; a bridge's are about 120 bytes."
+MAX_DATAGRAM_DEPTH = 4
+"Deepest nesting parsed; `{'data': {...}}` is 2."
 
-# %% ../../nbs/03_conn.udp.ipynb 7
+def parse_datagram(data: bytes, source: str = "datagram") -> tuple[str, object]:
+    "`('data', (velocity, thrust, brake, current, voltage))` or `('status', name)`; only `DecodeError`, naming `source` and the problem, otherwise."
+    with decoding(source):
+        doc = loads_bounded(data, source=source, max_bytes=MAX_DATAGRAM_BYTES, max_depth=MAX_DATAGRAM_DEPTH)
+        if not isinstance(doc, dict): raise DecodeError(f"{source}: a JSON {type(doc).__name__}, expected an object")
+        if "status" in doc:
+            st = doc["status"]
+            if not isinstance(st, str) or st not in HMI_STATUSES:
+                raise DecodeError(f"{source}: status = {shown(st)}: expected one of {list(HMI_STATUSES)}")
+            return "status", st
+        d = doc.get("data")
+        if not isinstance(d, dict): raise DecodeError(f"{source}: neither 'status' nor a 'data' object: keys {shown(list(doc)[:5])}")
+        vals = []
+        for k in BRIDGE_FIELDS:
+            if k not in d: raise DecodeError(f"{source}: data.{k} is missing")
+            v = finite_number(d[k])
+            if v is None: raise DecodeError(f"{source}: data.{k} = {shown(d[k])}: expected a finite number")
+            vals.append(v)
+        return "data", tuple(vals)
+
+# %% ../../nbs/03_conn.udp.ipynb 9
 def bridge_datagram(signals: dict) -> bytes:
     "The datagram a bridge sends for one sample of tspace `signals` (velocity, thrust, brake, current, voltage): the inverse of `parse_datagram`."
     try: return json.dumps({"data": {field: float(signals[name]) for field, name in BRIDGE_FIELDS.items()}}).encode()
     except KeyError as e: raise DataError(f"bridge datagram: signal {e.args[0]!r} is missing (need {list(BRIDGE_FIELDS.values())})") from None
 
-# %% ../../nbs/03_conn.udp.ipynb 9
+# %% ../../nbs/03_conn.udp.ipynb 11
 class UdpGateway:
     "Receives a local CAN bridge's JSON datagrams: yields `('frame', DataFrame)` and `('hmi', status)` events."
     def __init__(self, host: str = "127.0.0.1", port: int = 0, frame_len: int = 30, sample_hz: float = 20.0,
@@ -64,9 +71,9 @@ class UdpGateway:
         self.sock.settimeout(0.1)
         self.address = self.sock.getsockname()
 
-    def handle(self, data: bytes, t: float | None = None) -> list:
-        "Events from one datagram received at `t` (s since the epoch; now by default)."
-        try: kind, val = parse_datagram(data)
+    def handle(self, data: bytes, t: float | None = None, source: str = "datagram") -> list:
+        "Events from one datagram from `source` received at `t` (s since the epoch; now by default); a malformed one is counted."
+        try: kind, val = parse_datagram(data, source)
         except DecodeError as e:
             self._note("malformed", str(e)); return []
         if kind == "status":
@@ -81,14 +88,14 @@ class UdpGateway:
         "Yield events until `stop` (an Event) is set or an 'exit' status; `TspaceConnectionError` after `timeout_s` of silence."
         quiet = time.monotonic()
         while stop is None or not stop.is_set():
-            try: data = self.sock.recv(65535)
+            try: data, sender = self.sock.recvfrom(65535)
             except socket.timeout:
                 if time.monotonic() - quiet > self.timeout_s:
                     raise TspaceConnectionError(f"UDP gateway {self.address[0]}:{self.address[1]}: no datagram for {self.timeout_s:g} s")
                 continue
             except OSError as e: raise TspaceConnectionError(f"UDP gateway socket failed: {e}") from e
             quiet = time.monotonic()
-            for ev in self.handle(data):
+            for ev in self.handle(data, source=f"datagram from {sender[0]}:{sender[1]}"):
                 yield ev
                 if ev == ("hmi", "exit"): return
 

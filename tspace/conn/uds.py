@@ -4,18 +4,20 @@
 
 # %% ../../nbs/03_conn.uds.ipynb 3
 from __future__ import annotations
-import queue, time
+import importlib, logging, math, queue, threading, time, zlib
 from typing import Callable
 import numpy as np
 from fastcore.basics import patch
-from ..system.errors import DecodeError, FlashError, TspaceConnectionError
-from ..system.log import get_logger
+from ..config.flash import FlashConfig
+from ..system.errors import ConfigError, DecodeError, FlashError, TspaceConnectionError, TspaceError
+from ..system.log import ProblemCounter, get_logger
 
 log = get_logger(__name__)
 
 # %% auto 0
-__all__ = ['log', 'DID_TORQUE_ROWS', 'DID_TORQUE_MAP', 'TORQUE_LSB_NM', 'NRC_NAMES', 'nrc_name', 'encode_rows', 'decode_rows',
-           'encode_map', 'decode_map', 'IsoTpLink', 'TorqueMapClient']
+__all__ = ['log', 'DID_TORQUE_ROWS', 'DID_TORQUE_MAP', 'TORQUE_LSB_NM', 'NRC_NAMES', 'ISOTP_LOGGER', 'SESSION_LOST', 'nrc_name',
+           'encode_rows', 'decode_rows', 'encode_map', 'decode_map', 'IsoTpLink', 'load_key_function',
+           'TorqueMapClient', 'check_read_back']
 
 # %% ../../nbs/03_conn.uds.ipynb 4
 DID_TORQUE_ROWS = 0xFD10
@@ -28,8 +30,9 @@ TORQUE_LSB_NM = 0.1
 NRC_NAMES = {0x10: "generalReject", 0x11: "serviceNotSupported", 0x12: "subFunctionNotSupported",
              0x13: "incorrectMessageLengthOrInvalidFormat", 0x14: "responseTooLong", 0x21: "busyRepeatRequest",
              0x22: "conditionsNotCorrect", 0x24: "requestSequenceError", 0x31: "requestOutOfRange",
-             0x33: "securityAccessDenied", 0x72: "generalProgrammingFailure", 0x78: "requestCorrectlyReceivedResponsePending",
-             0x7F: "serviceNotSupportedInActiveSession"}
+             0x33: "securityAccessDenied", 0x35: "invalidKey",
+             0x36: "exceededNumberOfAttempts", 0x37: "requiredTimeDelayNotExpired", 0x72: "generalProgrammingFailure", 0x78: "requestCorrectlyReceivedResponsePending",
+             0x7E: "subFunctionNotSupportedInActiveSession", 0x7F: "serviceNotSupportedInActiveSession"}
 "Negative response codes of ISO 14229-1 that a VCU answers to these services."
 
 def nrc_name(code: int) -> str:
@@ -72,6 +75,9 @@ def decode_map(payload: bytes) -> np.ndarray:
     return np.frombuffer(payload, dtype=">i2", offset=2).reshape(payload[0], payload[1]) * TORQUE_LSB_NM
 
 # %% ../../nbs/03_conn.uds.ipynb 7
+ISOTP_LOGGER = "tspace.conn.uds.isotp"
+logging.getLogger(ISOTP_LOGGER).setLevel(logging.ERROR)
+
 class IsoTpLink:
     "An ISO-TP link (normal 11-bit addressing) on a python-can bus that someone else reads: `feed` it the frames of `rxid`."
     def __init__(self, bus, txid: int, rxid: int, params: dict | None = None):
@@ -80,11 +86,14 @@ class IsoTpLink:
         self._isotp = isotp
         self._q = queue.Queue()
         addr = isotp.Address(isotp.AddressingMode.Normal_11bits, txid=txid, rxid=rxid)
-        p = dict(stmin=0, blocksize=0, tx_padding=0x00, rx_flowcontrol_timeout=1000, rx_consecutive_frame_timeout=1000)
+        # the layer's own logger would print each error of a noisy bus a second time, unformatted, on the terminal:
+        # it logs into tspace's tree at errors only, and `_error` counts every one (logged at the 1st, 10th, 100th, ...)
+        p = dict(stmin=0, blocksize=0, tx_padding=0x00, rx_flowcontrol_timeout=1000, rx_consecutive_frame_timeout=1000,
+                 logger_name=ISOTP_LOGGER)
         p.update(params or {})
         self.layer = isotp.TransportLayer(rxfn=self._rx, txfn=self._tx, address=addr, params=p,
                                           error_handler=self._error)
-        self.errors = 0
+        self._note = ProblemCounter(log)        # noise on the bus can make hundreds a second: logged at 1, 10, 100, ...
 
     def feed(self, msg) -> None:
         "Hand over one python-can message with arbitration id `rxid`."
@@ -100,9 +109,10 @@ class IsoTpLink:
         self.bus.send(can.Message(arbitration_id=m.arbitration_id, data=m.data, is_extended_id=m.is_extended_id,
                                   timestamp=time.time()))
 
-    def _error(self, e) -> None:
-        self.errors += 1
-        log.warning("ISO-TP link %#x->%#x: %s", self.txid, self.rxid, e)
+    @property
+    def errors(self) -> int: return self._note.stats["isotp_errors"]
+
+    def _error(self, e) -> None: self._note("isotp_errors", f"ISO-TP link {self.txid:#x}->{self.rxid:#x}: {e}")
 
     def start(self) -> "IsoTpLink": self.layer.start(); return self
     def stop(self) -> None: self.layer.stop()
@@ -112,7 +122,21 @@ class IsoTpLink:
         data = self.layer.recv(block=True, timeout=timeout)
         return None if data is None else bytes(data)
 
-# %% ../../nbs/03_conn.uds.ipynb 10
+# %% ../../nbs/03_conn.uds.ipynb 11
+SESSION_LOST = (0x33, 0x7E, 0x7F)
+"NRCs that mean the session or security access is gone: open them again and repeat once."
+
+def load_key_function(spec: str) -> Callable[[int, bytes], bytes]:
+    "The SecurityAccess key function that `spec` (`module:function`, `vehicle.can.flash.key_function`) names; `ConfigError` if it cannot be loaded."
+    module, _, name = spec.partition(":")
+    where = f"vehicle.can.flash.key_function = {spec!r}"
+    try: fn = getattr(importlib.import_module(module), name)
+    except ImportError as e: raise ConfigError(f"{where}: module {module!r} cannot be imported: {e}") from None
+    except AttributeError: raise ConfigError(f"{where}: module {module!r} has no {name!r}") from None
+    if not callable(fn): raise ConfigError(f"{where}: {name!r} is a {type(fn).__name__}, not a function (level, seed) -> key")
+    return fn
+
+# %% ../../nbs/03_conn.uds.ipynb 12
 def _raw_codec():
     import udsoncan
     class RawCodec(udsoncan.DidCodec):
@@ -125,7 +149,7 @@ def _raw_codec():
 class TorqueMapClient:
     "Writes and reads VCU torque-map rows with UDS over an `IsoTpLink`; refusals become `FlashError` naming the NRC."
     def __init__(self, link: IsoTpLink, timeout_s: float = 1.0, retries: int = 2, busy_pause_s: float = 0.05,
-                 map_rules: Callable[[int, np.ndarray], list[str]] | None = None):
+                 map_rules: Callable[[int, np.ndarray], list[str]] | None = None, access: FlashConfig | None = None):
         import udsoncan
         from udsoncan.client import Client
         from udsoncan.connections import PythonIsoTpConnection
@@ -133,36 +157,54 @@ class TorqueMapClient:
         self.map_rules = map_rules     # fn(start, rows) -> the safety rules the rows break, to name a refusal's reason
         codec = _raw_codec()
         cfg = dict(udsoncan.configs.default_client_config)
-        cfg.update(data_identifiers={DID_TORQUE_ROWS: codec, DID_TORQUE_MAP: codec}, request_timeout=timeout_s,
+        cfg.update(data_identifiers={DID_TORQUE_ROWS: codec, DID_TORQUE_MAP: codec}, request_timeout=timeout_s + max(timeout_s, 2.0),   # room for P2* after responsePending
                    p2_timeout=timeout_s, p2_star_timeout=max(timeout_s, 2.0), use_server_timing=False,
                    exception_on_negative_response=True)
         self.conn = PythonIsoTpConnection(link.layer)
         self.client = Client(self.conn, config=cfg)
-        self.stats = {"requests": 0, "timeouts": 0, "busy": 0, "refused": 0}
+        self.stats = {"requests": 0, "timeouts": 0, "busy": 0, "refused": 0, "invalid_responses": 0}
         self._open = False
+        self.access = access           # session, security access, TesterPresent, checksum (None: plain requests, as to a bench ECU)
+        self.key_function = load_key_function(access.key_function) if access is not None and access.security_level else None
+        self.client.config["security_algo"] = lambda level, seed, params=None: self._key(level, seed)
+        self._io = threading.RLock()   # one request at a time: the flash worker, TesterPresent and the restore share the client
+        self._granted_session = False  # the session is open and security access passed
+        self._last_request = -math.inf
+        self._keepalive: threading.Thread | None = None
+        self._keepalive_stop = threading.Event()
 
     @classmethod
     def on_bus(cls, bus, cfg, map_rules=None) -> "TorqueMapClient":
         "The tester's client on `bus` that someone else reads (feed `client.link` the frames of `cfg.uds_rx_id`), as `cfg` (a `CanConfig`) sets it up."
         return cls(IsoTpLink(bus, txid=cfg.uds_tx_id, rxid=cfg.uds_rx_id), timeout_s=cfg.uds_timeout_s, retries=cfg.flash_retries,
-                   map_rules=map_rules)
+                   map_rules=map_rules, access=cfg.flash)
 
     def open(self) -> "TorqueMapClient":
         if not self._open: self.client.open(); self._open = True
         return self
     def close(self) -> None:
+        "Stop TesterPresent, leave the session (back to the default one), close the link."
+        self._keepalive_stop.set()
+        if self._keepalive is not None: self._keepalive.join(2.0)
+        if self._open and self._granted_session: self._leave_session()
         if self._open: self.client.close(); self._open = False
     def __enter__(self): return self.open()
     def __exit__(self, *exc): self.close()
 
-# %% ../../nbs/03_conn.uds.ipynb 13
+    def _send(self, fn, *args):
+        "One request under the client's lock; notes when it went out (TesterPresent waits for a quiet spell)."
+        with self._io:
+            try: return fn(*args)
+            finally: self._last_request = time.monotonic()
+
+# %% ../../nbs/03_conn.uds.ipynb 15
 @patch
 def _call(self: TorqueMapClient, what: str, fn, *args):
     from udsoncan.exceptions import NegativeResponseException, TimeoutException
     self.open()
     for attempt in range(self.retries + 1):
         self.stats["requests"] += 1
-        try: return fn(*args)
+        try: return self._send(fn, *args)
         except TimeoutException as e:
             self.stats["timeouts"] += 1
             log.warning("%s: no response (attempt %d of %d): %s", what, attempt + 1, self.retries + 1, e)
@@ -180,13 +222,106 @@ def _call(self: TorqueMapClient, what: str, fn, *args):
             raise err from None
         except (OSError, RuntimeError) as e:
             raise TspaceConnectionError(f"{what}: UDS link failed: {type(e).__name__}: {e}") from e
+        except TspaceError: raise   # ours, e.g. from the key function: already says what went wrong
+        except Exception as e:      # bytes on the response id that udsoncan or a DID codec cannot parse (noise, another tester)
+            self.stats["invalid_responses"] += 1
+            log.warning("%s: invalid response (attempt %d of %d): %s: %s", what, attempt + 1, self.retries + 1, type(e).__name__, e)
+            if attempt == self.retries:
+                raise FlashError(f"{what}: invalid response from the VCU after {self.retries + 1} attempt(s): "
+                                 f"{type(e).__name__}: {e}") from None
 
-# %% ../../nbs/03_conn.uds.ipynb 16
+# %% ../../nbs/03_conn.uds.ipynb 18
+@patch
+def _key(self: TorqueMapClient, level: int, seed: bytes, params=None) -> bytes:
+    "udsoncan's `security_algo`: the configured key function's key for `seed`; `FlashError` if it fails or returns no bytes."
+    if self.key_function is None: raise FlashError("security access: no key function configured (vehicle.can.flash.key_function)")
+    try: key = self.key_function(level, bytes(seed))
+    except Exception as e: raise FlashError(f"security access: the key function failed: {type(e).__name__}: {e}") from e
+    if not isinstance(key, (bytes, bytearray)) or not key:
+        raise FlashError(f"security access: the key function returned {type(key).__name__}, expected non-empty bytes")
+    return bytes(key)
+
+
+# %% ../../nbs/03_conn.uds.ipynb 19
+@patch
+def ensure_access(self: TorqueMapClient) -> None:
+    "Open the configured session and pass security access unless that is done; then keep the session alive with TesterPresent."
+    a = self.access
+    if a is None or self._granted_session: return
+    with self._io:
+        if self._granted_session: return
+        if a.session != "default":
+            self._call(f"open the {a.session} diagnostic session", self.client.change_session, a.session_id)
+            self.stats["sessions"] = self.stats.get("sessions", 0) + 1
+        if a.security_level:
+            try: self._call(f"security access level {a.security_level}", self.client.unlock_security_access, a.security_level)
+            except FlashError as e:
+                if e.code not in (0x36, 0x37): raise
+                err = FlashError(f"{e}: the VCU locked security access after too many wrong keys; wait its delay before "
+                                 f"trying again (and check vehicle.can.flash.key_function)")
+                err.code = e.code
+                raise err from None
+            self.stats["unlocks"] = self.stats.get("unlocks", 0) + 1
+        self._granted_session = True
+        log.info("UDS %s session open%s", a.session, f", security level {a.security_level} unlocked" if a.security_level else "")
+    if a.session != "default" and (self._keepalive is None or not self._keepalive.is_alive()):
+        self._keepalive_stop.clear()
+        self._keepalive = threading.Thread(target=self._keep_alive, name="uds-tester-present", daemon=True)
+        self._keepalive.start()
+
+@patch
+def _granted(self: TorqueMapClient, what: str, fn, *args):
+    "`_call` after `ensure_access`; a refusal for a lost session or unlock opens them again and repeats once."
+    self.ensure_access()
+    try: return self._call(what, fn, *args)
+    except FlashError as e:
+        if self.access is None or e.code not in SESSION_LOST: raise
+        log.warning("%s: %s; opening the session again", what, e)
+        self._granted_session = False
+        self.stats["session_reopened"] = self.stats.get("session_reopened", 0) + 1
+        self.ensure_access()
+        return self._call(what, fn, *args)
+
+# %% ../../nbs/03_conn.uds.ipynb 20
+@patch
+def _keep_alive(self: TorqueMapClient) -> None:
+    "Thread: TesterPresent (no positive response asked) whenever no request went out for `tester_present_s` while the session is open."
+    period = self.access.tester_present_s
+    while not self._keepalive_stop.wait(period / 4):
+        if not self._granted_session or time.monotonic() - self._last_request < period: continue
+        try:
+            with self._io, self.client.suppress_positive_response(wait_nrc=False): self._send(self.client.tester_present)
+            self.stats["tester_present"] = self.stats.get("tester_present", 0) + 1
+        except Exception as e:        # never dies: the next write opens the session again if it was lost
+            self.stats["tester_present_failed"] = self.stats.get("tester_present_failed", 0) + 1
+            log.warning("TesterPresent failed: %s: %s", type(e).__name__, e)
+
+@patch
+def _leave_session(self: TorqueMapClient) -> None:
+    "Back to the default session (which locks security access again); no answer is awaited, nothing raised."
+    try:
+        with self._io, self.client.suppress_positive_response(wait_nrc=False): self._send(self.client.change_session, 0x01)
+    except Exception as e: log.info("leaving the diagnostic session: %s: %s", type(e).__name__, e)
+    self._granted_session = False
+
+@patch
+def check_rows(self: TorqueMapClient, start: int, rows) -> None:
+    "RoutineControl `checksum_routine`: the VCU compares the CRC-32 of the rows it holds at `start` with ours; `FlashError` if they differ."
+    rid = self.access.checksum_routine
+    payload = encode_rows(start, rows)
+    record = payload[:2] + zlib.crc32(payload).to_bytes(4, "big")
+    resp = self._granted(f"checksum routine 0x{rid:04X}", self.client.start_routine, rid, record)
+    status = bytes(resp.service_data.routine_status_record or b"")
+    if status[:1] != b"\x00":
+        raise FlashError(f"checksum routine 0x{rid:04X}: the VCU's rows {start}..{start + payload[1] - 1} differ from "
+                         f"those written (status {status.hex() or 'missing'})")
+
+# %% ../../nbs/03_conn.uds.ipynb 22
 @patch
 def write_rows(self: TorqueMapClient, start: int, rows) -> None:
     "WriteDataByIdentifier DID_TORQUE_ROWS with `rows` (k x columns, Nm) at map row `start`."
     payload = encode_rows(start, rows)
-    try: self._call(f"write torque rows {start}..{start + payload[1] - 1}", self.client.write_data_by_identifier,
+    try: self._granted(f"write torque rows {start}..{start + payload[1] - 1}", self.client.write_data_by_identifier,
                     DID_TORQUE_ROWS, payload)
     except FlashError as e:
         broken = self.map_rules(start, np.atleast_2d(np.asarray(rows, dtype=float))) \
@@ -200,7 +335,7 @@ def write_rows(self: TorqueMapClient, start: int, rows) -> None:
 def write_raw(self: TorqueMapClient, did: int, payload: bytes) -> None:
     "WriteDataByIdentifier `did` with `payload` as given (for tools and tests of the VCU's checks)."
     self.client.config["data_identifiers"].setdefault(did, _raw_codec())
-    self._call(f"write DID 0x{did:04X}", self.client.write_data_by_identifier, did, bytes(payload))
+    self._granted(f"write DID 0x{did:04X}", self.client.write_data_by_identifier, did, bytes(payload))
 
 @patch
 def read_map(self: TorqueMapClient) -> np.ndarray:
@@ -214,10 +349,15 @@ def flash_rows(self: TorqueMapClient, start: int, rows) -> np.ndarray:
     "Write `rows` at `start`, read the map back and compare within the wire resolution; returns the map read back."
     rows = np.atleast_2d(np.asarray(rows, dtype=float))
     self.write_rows(start, rows)
+    if self.access is not None and self.access.checksum_routine is not None: self.check_rows(start, rows)
     table = self.read_map()
+    check_read_back(table, start, rows)
+    return table
+
+def check_read_back(table: np.ndarray, start: int, rows: np.ndarray) -> None:
+    "`FlashError` unless the map read back (`table`) holds `rows` at `start` within the wire resolution (UDS and XCP alike)."
     got = table[start:start + rows.shape[0]]
     if got.shape != rows.shape or not np.allclose(got, rows, atol=TORQUE_LSB_NM / 2 + 1e-9, rtol=0):
         where = "outside the map" if got.shape != rows.shape else \
                 f"max difference {np.abs(got - rows).max():.2f} Nm"
         raise FlashError(f"flash of torque rows {start}..{start + rows.shape[0] - 1} not verified on read-back: {where}")
-    return table

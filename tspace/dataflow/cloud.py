@@ -13,8 +13,10 @@ from ..config.cloud import CloudConfig
 from ..conn.objstore import (CloudLayout, ObjectStore, TorqueAck, SIGNALS, chunk_time, decode_ack, decode_chunk,
                                   decode_torque_map, encode_request, new_request_id)
 from ..data.core import INDEX_NAME
+from ..data.time import ensure_aware
 from .reader import BackgroundReader
 from ..system.errors import DataError, DecodeError, FlashError, StorageError, TspaceConnectionError, check_int, check_number
+from ..system.inputs import decoding
 from ..system.log import get_logger
 
 log = get_logger(__name__)
@@ -79,8 +81,10 @@ class RemoteCAN(BackgroundReader):
             if not isinstance(doc, dict) or doc.get("format") != CURSOR_FORMAT or not isinstance(doc.get("chunk"), str):
                 raise DecodeError(f"cursor {self.layout.cursor(self.consumer)}: not a tspace cursor ({str(doc)[:80]!r}); "
                                   "remove it to read the vehicle's chunks from the beginning")
+            with decoding(f"cursor {self.layout.cursor(self.consumer)}"):     # a bad time is a DecodeError naming the cursor
+                end_ns = None if doc.get("end") is None else ensure_aware(doc["end"], "end").value
             self._read_pos = self._persisted = doc["chunk"]
-            self._read_end_ns = None if doc.get("end") is None else pd.Timestamp(doc["end"]).value
+            self._read_end_ns = end_ns
             log.info("%s: continuing after chunk %s", self.vehicle, self._read_pos)
         self._opened = True
         return self
@@ -98,7 +102,7 @@ def _read_chunk(self: RemoteCAN, name: str) -> pd.DataFrame | None:
     data = self.store.read_bytes(self.layout.chunk(name))
     if data is None: self.stats["vanished"] += 1; return None
     try:
-        c = decode_chunk(data, f"chunk {name}")
+        c = decode_chunk(data, self.layout.chunk(name))       # only DecodeError, naming the object's key
         if c.vehicle != self.vehicle: raise DecodeError(f"vehicle = {c.vehicle!r}, expected {self.vehicle!r}")
         if chunk_time(name) != c.first: raise DecodeError(f"first sample at {c.first.isoformat()} but the name says {chunk_time(name).isoformat()}")
         if abs(c.sample_hz - self.sample_hz) > 1e-9: raise DecodeError(f"sample_hz = {c.sample_hz:g}, expected {self.sample_hz:g}")

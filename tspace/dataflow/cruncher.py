@@ -372,19 +372,25 @@ def _store_episode(self: Cruncher) -> None:
     self.last_episode = episode
     self.counts["episodes_stored"] += 1
     self.counts["records_stored"] += n
-    log.info("%s: episode of %s stored: %d record(s), reward %.3f Wh", self.name, episode.episode_start.iloc[0].isoformat(), n, float(r.sum()))
     if self.collector is not None:
         if self.collect == "episodes": self.collector.collect({"s": s, "a": a, "r": r, "s2": s2, "terminal": terminal})
         else:
             for i in range(n): self.collector.collect({"s": s[i], "a": a[i], "r": r[i], "s2": s2[i], "terminal": bool(terminal[i])})
     if self.on_episode is not None: self.on_episode(episode)
-    if self.pool is None: return
+    what = f"{self.name}: episode of {episode.episode_start.iloc[0].isoformat()} closed: {n} record(s), reward {float(r.sum()):.3f} Wh"
+    if self.pool is None:
+        log.info("%s; no pool", what)
+        return
     try: self._append(episode)
     except Exception as e:
         self.unwritten.append(episode)
         self.counts["write_errors"] += 1
         raise StorageError(f"{self.name}: the pool did not take the episode of {episode.episode_start.iloc[0].isoformat()} "
                            f"({n} records): {type(e).__name__}: {e}; it is kept and flush() retries it") from e
+    pending = getattr(self.pool, "pending", None)   # a Pool says how many records it holds in memory
+    if pending is None: log.info("%s; handed to the pool", what)
+    elif pending: log.info("%s; buffered in the pool (%d record(s) in memory until its next flush)", what, pending)
+    else: log.info("%s; written (durable)" if getattr(self.pool, "durable", True) else "%s; written", what)
 
 @patch
 def _append(self: Cruncher, episode: pd.DataFrame) -> None:

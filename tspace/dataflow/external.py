@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 from ..config.hmi import HMIConfig
-from ..conn.uds import TorqueMapClient
+from ..conn.xcp import calibration_client
 from ..data.torquemap import TorqueMap
 from .pipeline import DropOldestQueue
 from ..system.errors import ConfigError, TspaceConnectionError
@@ -92,7 +92,7 @@ class BridgeInterface:
         from tspace.conn.can import open_bus
         self.cfg = can_cfg
         self.bus = open_bus(can_cfg)
-        self.client = TorqueMapClient.on_bus(self.bus, can_cfg)
+        self.client = calibration_client(self.bus, can_cfg)   # UDS or XCP
         self.link = self.client.link
         self._frames = DropOldestQueue(queue_frames, name="bridge frames")
         self.stats = Counter()

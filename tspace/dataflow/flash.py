@@ -14,7 +14,7 @@ from ..system.log import get_logger
 log = get_logger(__name__)
 
 # %% auto 0
-__all__ = ['log', 'FlashPath']
+__all__ = ['log', 'FlashPath', 'restore_stock_map']
 
 # %% ../../nbs/07_dataflow.flash.ipynb 4
 class FlashPath:
@@ -24,6 +24,7 @@ class FlashPath:
         self.clock = clock or (lambda: pd.Timestamp.now(tz="UTC"))
         self.min_interval_s = float(min_interval_s)    # an ECU is busy programming for a while after each write
         self._last = -math.inf
+        self.held = np.array(stock_map.table, dtype=float)   # the map the VCU holds after this path's last successful write
         self.stats = {"written": 0, "superseded": 0, "failed": 0, "projected": 0}   # projected: writes the safe-map projection changed
 
     def plan(self, req: FlashRequest) -> tuple[int, np.ndarray, np.ndarray]:
@@ -44,6 +45,7 @@ class FlashPath:
         "Write what `req` asks for now; the report: applied at the vehicle-clock time it was in force, as the applied action."
         start, rows, applied = self.plan(req)
         self.interface.flash_rows(start, rows)
+        self.held[start:start + len(rows)] = rows
         self.stats["written"] += 1
         boxed = np.clip(req.action, -1.0, 0.0 if self.spec.only_lower else 1.0)   # the action as the budget box alone applies it
         if np.abs(applied - boxed).max() > 1e-6: self.stats["projected"] += 1
@@ -78,3 +80,55 @@ class FlashPath:
                     log.warning("flash of request %d failed: %s", req.seq, e)
                     self.report(req.failed(str(e)))
                 else: self.report(applied)
+
+# %% ../../nbs/07_dataflow.flash.ipynb 12
+from fastcore.basics import patch
+from ..conn.uds import TORQUE_LSB_NM
+
+def _difference(a: np.ndarray, b: np.ndarray) -> float: return float(np.abs(a - b).max()) if a.shape == b.shape else math.inf
+
+def restore_stock_map(interface, stock_table, timeout_s: float = 3.0, before=None) -> dict:
+    """Write the whole stock map through `interface` and read it back within `timeout_s`, trying again after a failed write;
+    the record for the run's summary (never raises). `before`: the map the VCU held (None: read it first)."""
+    stock = np.asarray(stock_table, dtype=float)
+    t0, done, retry = time.monotonic(), {"tries": 0}, threading.Event()
+    if before is not None: done["before"] = _difference(np.asarray(before, dtype=float), stock)
+    def attempt():
+        if before is None:
+            try: done["before"] = _difference(np.asarray(interface.read_map(), dtype=float), stock)   # for the record only
+            except Exception as e: log.info("the map before the restore could not be read: %s: %s", type(e).__name__, e)
+        while True:
+            done["tries"] += 1
+            try:
+                table = interface.flash_rows(0, stock)
+                done["table"] = np.asarray(interface.read_map() if table is None else table, dtype=float)
+                done.pop("error", None)
+                return
+            except Exception as e: done["error"] = f"{type(e).__name__}: {e}"
+            if time.monotonic() - t0 > 0.8 * timeout_s: return
+            log.warning("restoring the stock map, try %d: %s", done["tries"], done["error"])
+            retry.wait(0.05)                   # a moment for the bus, then the next try
+    worker = threading.Thread(target=attempt, name="restore-stock-map", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    record = {"restored": False, "verified": False, "max_difference_nm": None, "before_max_difference_nm": done.get("before")}
+    if worker.is_alive(): record["error"] = f"no answer within {timeout_s:g} s"
+    elif "error" in done: record["error"] = done["error"]
+    else:
+        table = done["table"]
+        record["restored"] = True
+        diff = _difference(table, stock)
+        record["max_difference_nm"] = diff
+        record["verified"] = diff <= TORQUE_LSB_NM / 2 + 1e-6
+        if not record["verified"]: record["error"] = f"the map read back differs from stock by up to {diff:.1f} Nm"
+    record["seconds"], record["tries"] = round(time.monotonic() - t0, 3), done["tries"]
+    if record["verified"]: log.info("stock torque map restored and verified by read-back in %.3f s", record["seconds"])
+    else: log.error("THE STOCK TORQUE MAP WAS NOT RESTORED: %s; the VCU may still hold a learned map", record["error"])
+    return record
+
+@patch
+def restore(self: FlashPath, timeout_s: float = 3.0) -> dict:
+    "The stock map written back and verified (`restore_stock_map`); kept in `restored` and counted."
+    self.restored = restore_stock_map(self.interface, self.stock.table, timeout_s, before=self.held)
+    self.stats["restores"] = self.stats.get("restores", 0) + 1
+    return self.restored

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from fastcore.basics import patch
 from ..conn.can import CanConfig, CanFrameDecoder, open_bus
-from ..conn.uds import TorqueMapClient
+from ..conn.xcp import calibration_client
 from .reader import BackgroundReader
 from ..system.errors import TspaceConnectionError
 from ..system.log import get_logger
@@ -45,7 +45,7 @@ class KvaserCAN(BackgroundReader):
         "Open the bus (unless one was given) and the UDS link; call `run(stop)` in a thread, or use `start`."
         if self.bus is None: self.bus = open_bus(self.cfg)
         if self.link is None:
-            self.client = TorqueMapClient.on_bus(self.bus, self.cfg)   # the client starts the link
+            self.client = calibration_client(self.bus, self.cfg)   # UDS or XCP, as vehicle.can.flash.calibration says
             self.link = self.client.link
         return self
 
@@ -116,6 +116,9 @@ def read_map(self: KvaserCAN) -> np.ndarray:
 def flash_rows(self: KvaserCAN, start: int, rows) -> np.ndarray:
     "Write torque `rows` (k x columns, Nm) at map row `start`, read back and compare; `FlashError` naming the NRC if refused."
     self.open()
-    table = self.client.flash_rows(start, rows)
+    try: table = self.client.flash_rows(start, rows)
+    finally:                                    # timeouts, refusals, noise: in the interface's stats, so in the summary
+        for k, v in self.client.stats.items():
+            if v: self.stats[f"uds_{k}"] = v
     self.stats["flashes"] += 1
     return table

@@ -213,6 +213,7 @@ def stock_reference(self: SimulatedVehicle, cycle: str, seed: int) -> dict:
 # %% ../../nbs/07_dataflow.vehicle.ipynb 14
 class SimVehicle(SimulatedVehicle):
     "The simulated truck on a CAN bus (interface `sim`): a `MeteredVCU` that publishes each drive and answers UDS writes."
+    restore_workers = ("vcu-uds", "vcu-bus")   # they answer the stock map's restore at the end of a run, so they stop after it
     def __init__(self, bus, can_cfg, vehicle_cfg, driver_params, events, speedup: float = DEFAULT_SPEEDUP):
         from tspace.sim.cycles import TEST_CYCLE
         super().__init__(vehicle_cfg, driver_params, events, speedup, frame_s=vehicle_cfg.frame.frame_len / vehicle_cfg.frame.sample_hz)
@@ -255,6 +256,7 @@ class SimVehicle(SimulatedVehicle):
 # %% ../../nbs/07_dataflow.vehicle.ipynb 18
 class CloudVehicle(SimulatedVehicle):
     "The simulated truck behind its telematics box (interface `cloud`): a `TBox` on object storage drives a `MeteredTruckSim`, one cycle per request."
+    restore_workers = ("tbox-requests",)       # it answers the stock map's restore at the end of a run, so it stops after it
     def __init__(self, store, vehicle_cfg, cloud_cfg, driver_params, events, speedup: float = DEFAULT_SPEEDUP,
                  timezone: str = "UTC", poll_s: float | None = None):
         from tspace.sim.tbox import TBox

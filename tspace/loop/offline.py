@@ -22,15 +22,21 @@ def train_offline(agent, pool, updates: int, vehicle: str | None = None, driver:
     if episodes.empty:
         who = ", ".join(f"{k} {v!r}" for k, v in (("vehicle", vehicle), ("driver", driver)) if v) or "any vehicle"
         raise StorageError(f"{pool!r}: no stored episode of {who}; nothing to learn from")
-    observed = 0
+    observed, read = 0, 0
     for ep in episodes.itertuples():
-        observed += agent.observe(pool.query(vehicle=ep.vehicle, driver=ep.driver, episode_start=ep.episode_start))
-    log.info("observed %d record(s) of %d episode(s); %d update(s) follow", observed, len(episodes), updates)
+        records = pool.query(vehicle=ep.vehicle, driver=ep.driver, episode_start=ep.episode_start)
+        if len(records) == 0: continue               # its file(s) turned out damaged: the pool skipped them and warned
+        observed += agent.observe(records)
+        read += 1
+    damaged = sorted(getattr(pool, "damaged", {}))
+    if damaged: log.warning("skipped %d damaged file(s) of the pool: %s", len(damaged), ", ".join(damaged))
+    if observed == 0: raise StorageError(f"{pool!r}: every stored episode is in a damaged file; nothing to learn from")
+    log.info("observed %d record(s) of %d episode(s); %d update(s) follow", observed, read, updates)
     losses = []
     for i in range(updates):
         losses.append(agent.learn()["critic_loss"])
         if progress is not None: progress(i + 1, updates)
     head, tail = losses[: max(1, updates // 10)], losses[-max(1, updates // 10):]
-    return {"episodes": len(episodes), "records": observed, "updates": updates,
+    return {"episodes": read, "records": observed, "updates": updates, "damaged_files": damaged,
             "critic_loss_first": float(np.mean(head)) if losses else math.nan,
             "critic_loss_last": float(np.mean(tail)) if losses else math.nan}

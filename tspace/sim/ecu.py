@@ -4,11 +4,12 @@
 
 # %% ../../nbs/05_sim.ecu.ipynb 3
 from __future__ import annotations
-import math, threading, time
+import math, os, threading, time, zlib
 from collections import Counter
 from fastcore.basics import patch
 from ..conn.can import CanConfig, SignalCodec
-from ..conn.uds import (DID_TORQUE_MAP, DID_TORQUE_ROWS, TORQUE_LSB_NM, IsoTpLink, decode_rows, encode_map, nrc_name)
+from ..conn.uds import (DID_TORQUE_MAP, DID_TORQUE_ROWS, TORQUE_LSB_NM, IsoTpLink, decode_map, decode_rows, encode_map,
+                             encode_rows, nrc_name)
 from ..data.core import ActionSpec
 from .cycles import TEST_CYCLE
 from .truck import TruckSim, SIGNALS
@@ -18,9 +19,17 @@ from ..system.log import get_logger
 log = get_logger(__name__)
 
 # %% auto 0
-__all__ = ['log', 'VirtualVCU', 'bridge_sender', 'run_vcu']
+__all__ = ['log', 'EXAMPLE_KEY_MASK', 'UDS_TO_XCP_ERROR', 'example_key', 'VirtualVCU', 'bridge_sender', 'run_vcu']
 
 # %% ../../nbs/05_sim.ecu.ipynb 5
+EXAMPLE_KEY_MASK = bytes.fromhex("5A3CC3A5")
+"The example algorithm's constant."
+
+def example_key(level: int, seed: bytes) -> bytes:
+    "NOT A REAL ALGORITHM: the simulator's SecurityAccess key, the seed XOR a constant. A real VCU's key function comes from its maker."
+    return bytes(b ^ EXAMPLE_KEY_MASK[i % 4] ^ (level & 0xFF) for i, b in enumerate(seed))
+
+# %% ../../nbs/05_sim.ecu.ipynb 6
 class VirtualVCU:
     "A simulated truck's VCU on a python-can bus: publishes its signals through the DBC and serves torque-map UDS."
     def __init__(self, bus, cfg: CanConfig | None = None, sim: TruckSim | None = None, cycle: str = TEST_CYCLE,
@@ -49,13 +58,24 @@ class VirtualVCU:
         self.finished = threading.Event()
         self._threads, self._stop = [], threading.Event()
         self.taps: list = []                   # fn(POSIX s, {signal: value}) called for every published sample
+        self.flash = self.cfg.flash            # session, security access, S3 timer, watchdog
+        self.key_function = example_key        # the simulated VCU's own algorithm, whatever the tester is configured with
+        self.clock = time.monotonic            # the diagnostic timers' clock (a test may give its own)
+        self.session, self.unlocked = 0x01, False
+        self._seed: bytes | None = None
+        self._bad_keys, self._locked_until = 0, -math.inf
+        self._last_request = self.clock()
+        self._map_changed = False              # a write since the last fall-back to stock (the watchdog's business)
+        self._corrupt = 0
+        self._pending = 0                      # requests first answered with responsePending (0x78)
+        self._xcp_connected, self._mta, self._xcp_image, self._xcp_first = False, None, None, 0   # the XCP slave
 
     def __repr__(self): return f"VirtualVCU({self.sim.cycle.name!r}, {self.publish_hz:g} Hz, speedup={self.speedup:g}, {dict(self.stats)})"
 
     @property
     def sim_time_s(self) -> float: return self._sim_offset + self.sim.time_s
 
-# %% ../../nbs/05_sim.ecu.ipynb 8
+# %% ../../nbs/05_sim.ecu.ipynb 9
 @patch
 def step(self: VirtualVCU, n: int = 1):
     "Advance the truck by `n` samples and publish them; returns the `SimChunk` (times relative to the start)."
@@ -92,7 +112,7 @@ def publish(self: VirtualVCU, stop: threading.Event) -> None:
         self.finished.set()
         log.info("VCU stopped publishing at t=%.2f s of %r (%d samples)", self.sim_time_s, self.sim.cycle.name, self.stats["samples"])
 
-# %% ../../nbs/05_sim.ecu.ipynb 12
+# %% ../../nbs/05_sim.ecu.ipynb 13
 @patch
 def drop_requests(self: VirtualVCU, n: int = 1) -> None:
     "Ignore the next `n` UDS requests (simulates lost frames)."
@@ -104,10 +124,15 @@ def handle(self: VirtualVCU, req: bytes) -> bytes | None:
     if not req: return None
     if self._drop > 0:
         self._drop -= 1; self.stats["dropped_requests"] += 1; return None
+    self.check_timers()
+    self._last_request = self.clock()              # any request restarts the S3 timer and feeds the watchdog
     sid = req[0]
     if sid == 0x2E: return self._write(req)
     if sid == 0x22: return self._read(req)
-    if sid == 0x3E and len(req) == 2: return bytes([0x7E, req[1] & 0x7F])     # TesterPresent
+    if sid == 0x10: return self._session(req)
+    if sid == 0x27: return self._security(req)
+    if sid == 0x31: return self._routine(req)
+    if sid == 0x3E: return self._tester_present(req)
     return self._nrc(sid, 0x11, f"service 0x{sid:02X}")
 
 @patch
@@ -118,28 +143,43 @@ def _nrc(self: VirtualVCU, sid: int, code: int, why: str) -> bytes:
 
 @patch
 def _write(self: VirtualVCU, req: bytes) -> bytes:
+    if (refused := self._needs_session(0x2E)) is not None: return refused
     if len(req) < 3: return self._nrc(0x2E, 0x13, f"request of {len(req)} bytes")
     did = int.from_bytes(req[1:3], "big")
     if did != DID_TORQUE_ROWS: return self._nrc(0x2E, 0x31, f"DID 0x{did:04X} is not writable")
-    n_rows, n_cols = self.sim.stock_map.shape
+    if (refused := self._needs_unlock(0x2E)) is not None: return refused
+    n_cols = self.sim.stock_map.shape[1]
     try: start, rows = decode_rows(req[3:], n_cols)
     except DecodeError as e: return self._nrc(0x2E, 0x13, str(e))
-    if start + rows.shape[0] > n_rows: return self._nrc(0x2E, 0x31, f"rows {start}..{start + rows.shape[0] - 1} beyond the {n_rows} rows")
+    refused = self._store(0x2E, start, rows)
+    return refused if refused is not None else bytes([0x6E]) + req[1:3]
+
+@patch
+def _store(self: VirtualVCU, sid: int, start: int, rows, programming: bool = True) -> bytes | None:
+    "Apply torque `rows` at `start` unless a check refuses them (the negative response); shared by UDS and XCP (`programming=False`: RAM, no busy time)."
+    n_rows = self.sim.stock_map.shape[0]
+    if start + rows.shape[0] > n_rows: return self._nrc(sid, 0x31, f"rows {start}..{start + rows.shape[0] - 1} beyond the {n_rows} rows")
     lo, hi = self.torque_limits
     if rows.min() < lo - 1e-9 or rows.max() > hi + 1e-9:
-        return self._nrc(0x2E, 0x31, f"torque {rows.min():g}..{rows.max():g} Nm outside {lo:g}..{hi:g} Nm")
+        return self._nrc(sid, 0x31, f"torque {rows.min():g}..{rows.max():g} Nm outside {lo:g}..{hi:g} Nm")
     unsafe = self.safety.map_problems(self.sim.stock_map.table[start:start + rows.shape[0]], rows, tol_nm=TORQUE_LSB_NM / 2 + 1e-6)
     if unsafe:
         self.stats["refused_unsafe"] += 1
-        return self._nrc(0x2E, 0x31, "unsafe torque map: " + "; ".join(unsafe))
-    if self.inhibit_writes: return self._nrc(0x2E, 0x22, "writes inhibited")
+        return self._nrc(sid, 0x31, "unsafe torque map: " + "; ".join(unsafe))
+    if self.inhibit_writes: return self._nrc(sid, 0x22, "writes inhibited")
     now = time.monotonic()
-    if now < self._busy_until: return self._nrc(0x2E, 0x21, f"still programming for {self._busy_until - now:.3f} s")
+    if programming and now < self._busy_until: return self._nrc(sid, 0x21, f"still programming for {self._busy_until - now:.3f} s")
+    if self._corrupt > 0:                      # told to: store something else than was asked, answer positively
+        self._corrupt -= 1
+        self.stats["corrupted_writes"] += 1
+        rows = rows.copy()
+        rows[-1, -1] -= 5.0
     with self._lock: self.sim.set_rows(start, rows)
-    self._busy_until = now + self.write_time_s
+    self._map_changed = True
+    if programming: self._busy_until = now + self.write_time_s
     self.stats["writes"] += 1
     log.info("VCU torque rows %d..%d written", start, start + rows.shape[0] - 1)
-    return bytes([0x6E]) + req[1:3]
+    return None
 
 @patch
 def _read(self: VirtualVCU, req: bytes) -> bytes:
@@ -150,26 +190,221 @@ def _read(self: VirtualVCU, req: bytes) -> bytes:
     self.stats["reads"] += 1
     return bytes([0x62]) + req[1:3] + encode_map(table)
 
+# %% ../../nbs/05_sim.ecu.ipynb 15
+@patch
+def check_timers(self: VirtualVCU) -> None:
+    "The S3 timer (a quiet session falls back to default) and the watchdog (a quiet tester: back to the stock map)."
+    quiet = self.clock() - self._last_request
+    if self.session != 0x01 and quiet > self.flash.s3_timeout_s:
+        self.session, self.unlocked, self._seed = 0x01, False, None
+        self.stats["session_timeouts"] += 1
+        log.info("VCU: no request for %.1f s: back to the default session, security access locked", quiet)
+    if self.flash.watchdog_s and quiet > self.flash.watchdog_s and self._map_changed:
+        with self._lock: self.sim.set_rows(0, self.sim.stock_map.table)
+        self._map_changed = False
+        self.stats["watchdog_restores"] += 1
+        log.warning("VCU watchdog: no tester for %.1f s: the stock torque map is restored", quiet)
+
+@patch
+def answer_pending(self: VirtualVCU, n: int = 1, delay_s: float = 0.3) -> None:
+    "Answer the next `n` requests first with responsePending (0x78) and `delay_s` later for real, as a VCU that needs time does."
+    self._pending, self._pending_s = int(n), float(delay_s)
+
+@patch
+def corrupt_next_write(self: VirtualVCU, n: int = 1) -> None:
+    "Store the next `n` accepted writes with one cell 5 Nm lower than asked, and still answer positively (for read-back tests)."
+    self._corrupt += int(n)
+
+@patch
+def _needs_session(self: VirtualVCU, sid: int) -> bytes | None:
+    "serviceNotSupportedInActiveSession unless in the configured session (None: go on)."
+    want = self.flash.session_id
+    if want != 0x01 and self.session != want:
+        return self._nrc(sid, 0x7F, f"session 0x{self.session:02X}; calibration needs the {self.flash.session} session (0x{want:02X})")
+    return None
+
+@patch
+def _needs_unlock(self: VirtualVCU, sid: int) -> bytes | None:
+    "securityAccessDenied unless security access was passed (or none is configured)."
+    if self.flash.security_level and not self.unlocked: return self._nrc(sid, 0x33, "security access not passed")
+    return None
+
 # %% ../../nbs/05_sim.ecu.ipynb 16
+@patch
+def _session(self: VirtualVCU, req: bytes) -> bytes | None:
+    "DiagnosticSessionControl: default, programming or extended; a change of session locks security access."
+    if len(req) != 2: return self._nrc(0x10, 0x13, f"request of {len(req)} bytes")
+    sub = req[1] & 0x7F
+    if sub not in (0x01, 0x02, 0x03): return self._nrc(0x10, 0x12, f"session 0x{sub:02X}")
+    self.session, self.unlocked, self._seed = sub, False, None
+    self.stats["sessions"] += 1
+    if req[1] & 0x80: return None                  # suppressPosRspMsgIndicationBit
+    return bytes([0x50, sub, 0x00, 0x32, 0x01, 0xF4])   # P2 50 ms, P2* 5 s
+
+@patch
+def _security(self: VirtualVCU, req: bytes) -> bytes:
+    "SecurityAccess: requestSeed (odd level) and sendKey (level + 1), with attempt counting and a lock-out delay."
+    if len(req) < 2: return self._nrc(0x27, 0x13, f"request of {len(req)} bytes")
+    sub, level, now = req[1] & 0x7F, self.flash.security_level, self.clock()
+    if self.session == 0x01: return self._nrc(0x27, 0x7F, "security access in the default session")
+    if not level or sub not in (level, level + 1): return self._nrc(0x27, 0x12, f"security level sub-function 0x{sub:02X}")
+    if sub == level:                               # requestSeed
+        if now < self._locked_until: return self._nrc(0x27, 0x37, f"locked for {self._locked_until - now:.1f} s more")
+        if self.unlocked: return bytes([0x67, sub, 0, 0, 0, 0])
+        self._seed = os.urandom(4)
+        return bytes([0x67, sub]) + self._seed
+    if self._seed is None: return self._nrc(0x27, 0x24, "sendKey without a seed")
+    seed, self._seed = self._seed, None
+    if req[2:] == self.key_function(level, seed):
+        self.unlocked, self._bad_keys = True, 0
+        self.stats["unlocks"] += 1
+        return bytes([0x67, sub])
+    self._bad_keys += 1
+    self.stats["invalid_keys"] += 1
+    if self._bad_keys < self.flash.max_key_attempts: return self._nrc(0x27, 0x35, f"wrong key ({self._bad_keys} of {self.flash.max_key_attempts})")
+    self._bad_keys, self._locked_until = 0, now + self.flash.lockout_s
+    self.stats["lockouts"] += 1
+    return self._nrc(0x27, 0x36, f"{self.flash.max_key_attempts} wrong keys: locked for {self.flash.lockout_s:g} s")
+
+@patch
+def _tester_present(self: VirtualVCU, req: bytes) -> bytes | None:
+    if len(req) != 2: return self._nrc(0x3E, 0x13, f"request of {len(req)} bytes")
+    if req[1] & 0x7F: return self._nrc(0x3E, 0x12, f"sub-function 0x{req[1] & 0x7F:02X}")
+    self.stats["tester_present"] += 1
+    return None if req[1] & 0x80 else bytes([0x7E, 0x00])
+
+@patch
+def _routine(self: VirtualVCU, req: bytes) -> bytes:
+    "RoutineControl start of `checksum_routine`: record = start row, row count, CRC-32 of their DID_TORQUE_ROWS payload; status 0 = equal."
+    if (refused := self._needs_session(0x31)) is not None: return refused
+    if len(req) < 4: return self._nrc(0x31, 0x13, f"request of {len(req)} bytes")
+    rid = int.from_bytes(req[2:4], "big")
+    if rid != self.flash.checksum_routine: return self._nrc(0x31, 0x31, f"routine 0x{rid:04X}")
+    if req[1] & 0x7F != 0x01: return self._nrc(0x31, 0x12, f"routine control type 0x{req[1] & 0x7F:02X}")
+    if (refused := self._needs_unlock(0x31)) is not None: return refused
+    if len(req) != 10: return self._nrc(0x31, 0x13, f"checksum record of {len(req) - 4} bytes, expected 6")
+    start, k = req[4], req[5]
+    if k == 0 or start + k > self.sim.stock_map.shape[0]: return self._nrc(0x31, 0x31, f"rows {start}..{start + k - 1}")
+    with self._lock: rows = self.sim.torque_map.table[start:start + k]
+    same = zlib.crc32(encode_rows(start, rows)) == int.from_bytes(req[6:10], "big")
+    self.stats["checksums"] += 1
+    return bytes([0x71, 0x01]) + req[2:4] + bytes([0 if same else 1])
+
+# %% ../../nbs/05_sim.ecu.ipynb 21
+UDS_TO_XCP_ERROR = {0x31: 0x22, 0x22: 0x24, 0x21: 0x10, 0x13: 0x21}
+"A write's UDS refusal as an XCP error: requestOutOfRange -> ERR_OUT_OF_RANGE, conditionsNotCorrect -> ERR_ACCESS_DENIED, busy -> ERR_CMD_BUSY, length -> ERR_CMD_SYNTAX."
+
+@patch
+def _xcp_err(self: VirtualVCU, cmd: int, code: int, why: str) -> bytes:
+    self.stats[f"xcp_err_{code:02x}"] += 1
+    log.info("VCU refuses XCP command 0x%02X: %s", cmd, why)
+    return bytes([0xFE, code])
+
+@patch
+def _xcp_memory(self: VirtualVCU) -> bytes:
+    "The slave's memory at `xcp_map_address`: header and cells of the applied map."
+    with self._lock: return encode_map(self.sim.torque_map.table)
+
+@patch
+def handle_xcp(self: VirtualVCU, cmd: bytes) -> bytes | None:
+    "The XCP slave's answer to command frame `cmd` (None: none, e.g. before CONNECT)."
+    if not cmd: return None
+    self.check_timers()
+    self._last_request = self.clock()
+    c = cmd[0]
+    if c == 0xFF:                                  # CONNECT: CAL/PAG; Motorola, byte granularity; MAX_CTO 8, MAX_DTO 8; XCP 1.1
+        self._xcp_connected, self._mta, self._xcp_image = True, None, None
+        self.stats["xcp_connects"] += 1
+        return bytes([0xFF, 0x01, 0x01, 8, 0, 8, 1, 1])
+    if not self._xcp_connected: return None
+    self.stats["xcp_commands"] += 1
+    if c == 0xFE:
+        self._xcp_connected = False
+        return b"\xff"
+    if c == 0xFD: return bytes([0xFF, 0, 0, 0, 0, 0])
+    if c == 0xF6:
+        if len(cmd) != 8: return self._xcp_err(c, 0x21, f"SET_MTA of {len(cmd)} bytes")
+        self._mta = int.from_bytes(cmd[4:8], "big")
+        return b"\xff"
+    if c in (0xF5, 0xF4): return self._xcp_upload(cmd)
+    if c == 0xF0: return self._xcp_download(cmd)
+    return self._xcp_err(c, 0x20, f"command 0x{c:02X}")
+
+# %% ../../nbs/05_sim.ecu.ipynb 22
+@patch
+def _xcp_upload(self: VirtualVCU, cmd: bytes) -> bytes:
+    "UPLOAD (from the MTA, which moves on) or SHORT_UPLOAD (from its own address) of 1..7 bytes."
+    c, n = cmd[0], cmd[1] if len(cmd) > 1 else 0
+    if not 1 <= n <= 7 or (c == 0xF4 and len(cmd) != 8): return self._xcp_err(c, 0x21, f"upload of {n} bytes in {len(cmd)}")
+    address = int.from_bytes(cmd[4:8], "big") if c == 0xF4 else self._mta
+    if address is None: return self._xcp_err(c, 0x29, "UPLOAD before SET_MTA")
+    memory, off = self._xcp_memory(), address - self.flash.xcp_map_address
+    if off < 0 or off + n > len(memory): return self._xcp_err(c, 0x22, f"0x{address:08X}+{n} outside the map")
+    if c == 0xF5: self._mta = address + n
+    return b"\xff" + memory[off:off + n]
+
+@patch
+def _xcp_download(self: VirtualVCU, cmd: bytes) -> bytes:
+    "DOWNLOAD 1..6 bytes at the MTA into the working image; a completed row applies the rows written since the last one (`_store`)."
+    n = cmd[1] if len(cmd) > 1 else 0
+    if not 1 <= n <= 6 or len(cmd) < 2 + n: return self._xcp_err(0xF0, 0x21, f"DOWNLOAD of {n} bytes in {len(cmd)}")
+    if self._mta is None: return self._xcp_err(0xF0, 0x29, "DOWNLOAD before SET_MTA")
+    off = self._mta - self.flash.xcp_map_address
+    if 0 <= off < 2: return self._xcp_err(0xF0, 0x24, "the map's header is read-only")
+    image = self._xcp_image if self._xcp_image is not None else bytearray(self._xcp_memory())
+    if off < 0 or off + n > len(image): return self._xcp_err(0xF0, 0x22, f"0x{self._mta:08X}+{n} outside the map")
+    if self._xcp_image is None: self._xcp_image, self._xcp_first = image, off
+    image[off:off + n] = cmd[2:2 + n]
+    self._mta += n
+    row_bytes, end = 2 * self.sim.stock_map.shape[1], off + n - 2
+    if end % row_bytes: return b"\xff"            # a row in progress
+    first = (self._xcp_first - 2) // row_bytes
+    rows = decode_map(bytes(image))[first:end // row_bytes]
+    self._xcp_image = None
+    refused = self._store(0xF0, first, rows, programming=False)   # XCP calibrates RAM
+    return b"\xff" if refused is None else self._xcp_err(0xF0, UDS_TO_XCP_ERROR.get(refused[2], 0x31), nrc_name(refused[2]))
+
+# %% ../../nbs/05_sim.ecu.ipynb 25
 @patch
 def serve(self: VirtualVCU, stop: threading.Event) -> None:
     "Answer UDS requests until `stop` is set."
     while not stop.is_set():
         req = self.link.recv(timeout=0.05)
-        if req is None: continue
-        resp = self.handle(req)
+        if req is None:
+            self.check_timers()
+            continue
+        if self._pending > 0 and req[0] != 0x3E:     # responsePending first, the answer after the VCU's "work"
+            self._pending -= 1
+            self.link.send(self._nrc(req[0], 0x78, "working on it"))
+            stop.wait(self._pending_s)
+        try: resp = self.handle(req)
+        except Exception as e:                 # a request the VCU cannot digest is refused, never the end of the VCU
+            log.exception("VCU: request %s failed: %s: %s", req[:8].hex(), type(e).__name__, e)
+            resp = self._nrc(req[0], 0x10, f"{type(e).__name__}: {e}")
         if resp is not None: self.link.send(resp)
 
 @patch
 def pump(self: VirtualVCU, stop: threading.Event) -> None:
     "Read the bus: hand diagnostic requests to the ISO-TP link; the VCU ignores the rest."
-    rxid, feed = self.link.rxid, self.link.feed
+    rxid, feed, xcp_id = self.link.rxid, self.link.feed, self.flash.xcp_tx_id
     while not stop.is_set():
         try: m = self.bus.recv(0.05)
         except Exception as e:
             if stop.is_set(): return
             raise TspaceConnectionError(f"VCU bus read failed: {type(e).__name__}: {e}") from e
-        if m is not None and m.arbitration_id == rxid: feed(m)
+        if m is None: continue
+        if m.arbitration_id == rxid: feed(m)
+        elif m.arbitration_id == xcp_id: self._answer_xcp(bytes(m.data))
+
+@patch
+def _answer_xcp(self: VirtualVCU, cmd: bytes) -> None:
+    "Answer one XCP command frame on `xcp_rx_id`; a command the slave cannot digest is ERR_GENERIC, never the end of the bus reader."
+    import can
+    try: resp = self.handle_xcp(cmd)
+    except Exception as e:
+        log.exception("VCU: XCP command %s failed: %s: %s", cmd.hex(), type(e).__name__, e)
+        resp = self._xcp_err(cmd[0], 0x31, f"{type(e).__name__}: {e}")
+    if resp is not None: self.bus.send(can.Message(arbitration_id=self.flash.xcp_rx_id, data=resp, is_extended_id=False))
 
 @patch
 def workers(self: VirtualVCU) -> dict:
@@ -199,7 +434,7 @@ def __enter__(self: VirtualVCU): return self.start()
 @patch
 def __exit__(self: VirtualVCU, *exc): self.stop()
 
-# %% ../../nbs/05_sim.ecu.ipynb 19
+# %% ../../nbs/05_sim.ecu.ipynb 28
 from ..system.supervisor import Supervisor
 
 def bridge_sender(address: str):

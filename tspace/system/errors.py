@@ -15,13 +15,16 @@ class TspaceError(Exception):
     "Base of every error tspace raises on purpose."
 
 class ConfigError(TspaceError, ValueError):
-    "Invalid configuration; `problems` holds one human-readable line per problem, each naming the key and value."
+    "Invalid configuration; `problems` holds one human-readable line per problem, each naming the key and value; the message lists the first `shown`."
+    shown = 20
     def __init__(self, problems, source=None):
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         self.source = source
+        if len(self.problems) == 1 and source: return super().__init__(f"{source}: {self.problems[0]}")
         where = f" in {source}" if source else ""
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{len(self.problems)} config problem(s){where}:\n{lines}")
+        lines = [f"  - {p}" for p in self.problems[:self.shown]]
+        if len(self.problems) > self.shown: lines.append(f"  ... and {len(self.problems) - self.shown} more")
+        super().__init__(f"{len(self.problems)} config problem(s){where}:\n" + "\n".join(lines))
 
 class DataError(TspaceError, ValueError):
     "A spec, record, frame or timestamp that does not match its contract."
@@ -71,10 +74,11 @@ def check_number(name: str, value, *, gt: float | None = None, ge: float | None 
     "`value` as a `float` if it is a real number (never a bool or NaN), finite unless `finite=False`, within the bounds given; else `error` naming `name` and `value`."
     if value is None and none_ok: return None
     bounds = {">": gt, ">=": ge, "<": lt, "<=": le}
-    ok = (not isinstance(value, bool) and isinstance(value, numbers.Real) and not math.isnan(value)
-          and (finite is False or math.isfinite(value))
-          and (gt is None or value > gt) and (ge is None or value >= ge)
-          and (lt is None or value < lt) and (le is None or value <= le))
+    try: ok = (not isinstance(value, bool) and isinstance(value, numbers.Real) and not math.isnan(value)
+               and (finite is False or math.isfinite(value))
+               and (gt is None or value > gt) and (ge is None or value >= ge)
+               and (lt is None or value < lt) and (le is None or value <= le))
+    except OverflowError: ok = False                 # an int too large for a float
     if not ok:
         if expected is None:
             limits = " and ".join(f"{op} {b:g}" for op, b in bounds.items() if b is not None)

@@ -97,12 +97,14 @@ def _empty(meta: ObservationMeta) -> pd.DataFrame:
 class AvroPool(Pool):
     "Episodes as Avro records in container files, Hive-partitioned by vehicle, driver and UTC date, at a folder or fsspec URL."
     def __init__(self, url, meta: ObservationMeta | None = None, *, flush_every: int = 64,
-                 storage_options: dict | None = None, durable: bool = True, codec: str = "deflate"):
+                 storage_options: dict | None = None, durable: bool = True, codec: str = "deflate", temp_grace_s: float = 60.0):
         import fastavro
         super().__init__(meta, flush_every=flush_every)
         self.folder = Folder(url, storage_options, durable=durable)
+        self.durable = durable
         self.codec = codec
         self._schema = fastavro.parse_schema(avro_schema(meta)) if meta is not None else None
+        if meta is not None and self.folder.exists(): self.folder.recover_temp_files(self.verify_file, temp_grace_s)
 
     @property
     def url(self) -> str: return self.folder.url
@@ -123,23 +125,48 @@ class AvroPool(Pool):
         self.folder.write_files(files)
 
     def read_file(self, path: str) -> tuple[ObservationMeta, list[dict]]:
-        "The meta and the Avro episode records of one file."
+        "The meta and the Avro episode records of one file, its schema checked against the meta's; `StorageError` naming any problem."
         import fastavro
+        from fastavro.schema import to_parsing_canonical_form as canonical
         try:
             with self.folder.fs.open(path, "rb") as f:
                 reader = fastavro.reader(f)
                 if "tspace.meta" not in reader.metadata: raise DataError("no 'tspace.meta' in the file metadata")
                 meta = ObservationMeta.from_json(reader.metadata["tspace.meta"])
+                if canonical(reader.writer_schema) != canonical(avro_schema(meta)):
+                    raise DataError("its schema is not the schema of episodes of its meta (a field is missing or of another type)")
                 return meta, list(reader)
-        except (OSError, ValueError, TspaceError, EOFError) as e:
-            raise StorageError(f"{path}: not a readable tspace Avro file ({e})") from e
+        except Exception as e:   # whatever fastavro or the codec raises on a damaged file
+            reason = str(e) if isinstance(e, TspaceError) else f"{type(e).__name__}: {e}"
+            raise StorageError(f"{path}: not a readable tspace Avro file ({reason})") from e
+
+    def _file_records(self, path: str) -> tuple[ObservationMeta, pd.DataFrame]:
+        meta, eps = self.read_file(path)
+        try: return meta, records_from_avro(eps, meta)
+        except Exception as e: raise StorageError(f"{path}: its records do not decode ({type(e).__name__}: {e})") from e
+
+    def verify_file(self, path: str) -> None:
+        "Read and decode one file completely; `StorageError` naming the file and the problem."
+        self._file_records(path)
+
+    def verify(self) -> dict[str, str]:
+        "Read every file completely; the damaged ones, path -> reason (also kept in `damaged`, so reads skip them)."
+        for e in self.folder.files(".avro"):
+            if e.path in self.damaged: continue
+            try: self.verify_file(e.path)
+            except StorageError as err: self._skip_damaged(e.path, err)
+        return dict(self.damaged)
 
     def _scan(self, sel: Selection, columns) -> Iterator[tuple[ObservationMeta, pa.Table]]:
-        groups: dict[str, tuple[ObservationMeta, list[dict]]] = {}
+        groups: dict[str, tuple[ObservationMeta, list[pd.DataFrame]]] = {}
         for e in self.folder.files(".avro", sel):
-            meta, eps = self.read_file(e.path)
-            if sel.episode_start is not None: eps = [ep for ep in eps if _avro_times([ep["episode_start"]])[0] == sel.episode_start]
-            groups.setdefault(meta.to_json(), (meta, []))[1].extend(eps)
-        for meta, eps in groups.values():
-            t = records_to_arrow(records_from_avro(eps, meta), meta)
+            if e.path in self.damaged: continue
+            try: meta, records = self._file_records(e.path)
+            except StorageError as err:
+                self._skip_damaged(e.path, err)
+                continue
+            if sel.episode_start is not None: records = records[records.episode_start == sel.episode_start]
+            groups.setdefault(meta.to_json(), (meta, []))[1].append(records)
+        for meta, parts in groups.values():
+            t = records_to_arrow(pd.concat(parts) if len(parts) > 1 else parts[0], meta)
             yield meta, (t if columns is None else t.select(columns))

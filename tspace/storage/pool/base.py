@@ -4,7 +4,7 @@
 
 # %% ../../../nbs/04_storage.pool.base.ipynb 3
 from __future__ import annotations
-import os, threading, uuid
+import os, threading, time, uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Iterator
@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from fastcore.basics import patch
 
-from ...system.errors import DataError, StorageError, check_int
+from ...system.errors import DataError, StorageError, TspaceError, check_int
 from ...system.log import WarningRateLimit, get_logger
 from ...data.time import ensure_aware
 from ...data.core import ObservationMeta, check_episode, episode_arrays, INDEX_NAME
@@ -24,7 +24,7 @@ from ...data.codec import records_to_arrow, records_from_arrow
 
 # %% auto 0
 __all__ = ['log', 'TS_TYPE', 'LIGHT_COLUMNS', 'PARTITION_KEYS', 'Selection', 'selection', 'empty_records', 'combine_records',
-           'summarize_episodes', 'Pool', 'check_shapes', 'FileEntry', 'file_name', 'utc_day', 'Folder']
+           'summarize_episodes', 'Pool', 'check_shapes', 'FileEntry', 'file_name', 'utc_day', 'Folder', 'final_name']
 
 # %% ../../../nbs/04_storage.pool.base.ipynb 5
 log = get_logger(__name__)
@@ -144,7 +144,10 @@ class Pool(ABC):
         self.written = 0          # records written by this pool object
         self.flush_failures = 0   # automatic flushes (inside append) that failed
         self._flush_failure_warning = WarningRateLimit(10.0)
+        self.damaged: dict[str, str] = {}   # stored files reads found damaged and skipped: path -> reason
+        self._strict = False                 # set while a read checks that every stored file decodes on its own
 
+    durable: bool = True   # whether a flush is synced to disk before it returns
     @abstractmethod
     def _write(self, table: pa.Table) -> None: "Store `table` (records of `self.meta`) durably."
     @abstractmethod
@@ -207,7 +210,8 @@ def flush(self: Pool) -> int:
             del self._pending[:len(tables)]
             self._pending_rows -= table.num_rows
         self.written += table.num_rows
-    log.debug("%s: flushed %d record(s)", type(self).__name__, table.num_rows)
+    log.info("%s %s: %d record(s) %s", type(self).__name__, getattr(self, "url", ""), table.num_rows,
+             "written (durable)" if self.durable else "written (not synced)")
     return table.num_rows
 
 @patch
@@ -255,8 +259,17 @@ def __len__(self: Pool) -> int: return self.count()
 def query(self: Pool, vehicle: str | None = None, driver: str | None = None, episode_start=None,
           start=None, end=None) -> pd.DataFrame:
     "Records matching every given filter, as one record DataFrame; `start`/`end` (tz-aware) bound the timestamp to `[start, end)`."
-    sel = selection(vehicle, driver, episode_start, start, end)
-    return combine_records([records_from_arrow(t, meta)[0] for meta, t in self._tables(sel)])
+    return combine_records([r for _, r in self._decoded(selection(vehicle, driver, episode_start, start, end))])
+
+@patch
+def _decoded(self: Pool, sel: Selection) -> list[tuple[ObservationMeta, pd.DataFrame]]:
+    "(meta, records) matching `sel`, decoded; if stored records do not decode, read again with every file checked on its own (`_strict`), so the back end can skip the damaged ones."
+    try: return [(meta, records_from_arrow(t, meta)[0]) for meta, t in self._tables(sel)]
+    except Exception:   # damaged values that no checksum caught
+        if self._strict: raise
+        self._strict = True
+        try: return [(meta, records_from_arrow(t, meta)[0]) for meta, t in self._tables(sel)]
+        finally: self._strict = False
 
 @patch
 def episodes(self: Pool, vehicle: str | None = None, driver: str | None = None, start=None, end=None) -> pd.DataFrame:
@@ -272,9 +285,9 @@ def episodes(self: Pool, vehicle: str | None = None, driver: str | None = None, 
 @patch
 def sample(self: Pool, batch_size: int, rng=None, **filters) -> dict[str, np.ndarray]:
     "A uniform minibatch (with replacement) of stored transitions: float32 s, a, r, s2, terminal, as `Buffer.sample` returns."
-    pairs = self._tables(selection(**filters))
-    check_shapes({(m.state.shape, m.action.shape) for m, _ in pairs}, type(self).__name__)
-    records = combine_records([records_from_arrow(t, m)[0] for m, t in pairs])
+    parts = self._decoded(selection(**filters))
+    check_shapes({(m.state.shape, m.action.shape) for m, _ in parts}, type(self).__name__)
+    records = combine_records([r for _, r in parts])
     return _pick(_transition_arrays(records), batch_size, rng, type(self).__name__)
 
 def check_shapes(shapes: set, who: str) -> None:
@@ -298,6 +311,20 @@ def _pick(arrays: dict[str, np.ndarray], batch_size, rng, who: str) -> dict[str,
     return {k: arrays[k][idx] for k in TRANSITION_KEYS}
 
 # %% ../../../nbs/04_storage.pool.base.ipynb 41
+@patch
+def _skip_damaged(self: Pool, path: str, error: Exception) -> None:
+    "Count a damaged stored file (warn once, naming it) so that the read goes on with the others."
+    if path in self.damaged: return
+    self.damaged[path] = str(error)
+    log.warning("%s: damaged file skipped: %s", type(self).__name__, error)
+
+@patch
+def verify(self: Pool) -> dict[str, str]:
+    "Read every stored record; the damaged files found (path -> reason). Back ends with files check each one completely."
+    self.query()
+    return dict(self.damaged)
+
+# %% ../../../nbs/04_storage.pool.base.ipynb 44
 PARTITION_KEYS: tuple[str, ...] = ("vehicle", "driver", "date")
 
 @dataclass(frozen=True)
@@ -319,7 +346,7 @@ def utc_day(us) -> np.ndarray:
     "UTC dates (`YYYY-MM-DD` strings) of microsecond epoch times."
     return np.datetime_as_string(np.asarray(us, dtype="datetime64[us]").astype("datetime64[D]"), unit="D")
 
-# %% ../../../nbs/04_storage.pool.base.ipynb 44
+# %% ../../../nbs/04_storage.pool.base.ipynb 47
 class Folder:
     "A pool folder on any fsspec filesystem: Hive partitions by vehicle, driver and UTC date; atomic file writes."
     def __init__(self, url, storage_options: dict | None = None, durable: bool = True):
@@ -366,7 +393,7 @@ class Folder:
 
     def __repr__(self): return f"Folder({self.url!r})"
 
-# %% ../../../nbs/04_storage.pool.base.ipynb 47
+# %% ../../../nbs/04_storage.pool.base.ipynb 50
 @patch
 def _fsync_dir(self: Folder, d: str) -> None:
     if not self.durable: return
@@ -414,10 +441,14 @@ def write_files(self: Folder, files: list[tuple[str, object]]) -> None:
             self._fsync_dir(os.path.dirname(path))
         else: self.fs.mv(tmp, path)
 
+def _temp_name(name: str) -> bool: return name.startswith(".") and name.endswith(".tmp")
+
 @patch
 def temp_files(self: Folder) -> list[str]:
-    "Hidden temporary files left by writers that were killed mid-write."
-    return [p for p in self._walk(None) if p.rsplit("/", 1)[-1].startswith(".") and p.endswith(".tmp")]
+    "Hidden temporary files of `write_files` (in the partition folders) left by writers that were killed mid-write."
+    root = len(self.root.rstrip("/")) + 1
+    return [p for p in self._walk(None) if len(p[root:].split("/")) == 4 and not p[root:].startswith("_")
+            and _temp_name(p.rsplit("/", 1)[-1])]
 
 @patch
 def remove_temp_files(self: Folder) -> int:
@@ -425,3 +456,34 @@ def remove_temp_files(self: Folder) -> int:
     tmps = self.temp_files()
     for p in tmps: self.fs.rm(p)
     return len(tmps)
+
+# %% ../../../nbs/04_storage.pool.base.ipynb 53
+def final_name(temp_path: str) -> str:
+    "The path a `write_files` temporary file (`DIR/.NAME.RANDOM.tmp`) was written for: `DIR/NAME`."
+    d, name = temp_path.rsplit("/", 1)
+    return f"{d}/{name[1:].removesuffix('.tmp').rsplit('.', 1)[0]}"
+
+@patch
+def _age_s(self: Folder, path: str) -> float:
+    try: return time.time() - self.fs.modified(path).timestamp()
+    except (OSError, NotImplementedError, AttributeError): return float("inf")   # no modification time: old enough
+
+@patch
+def recover_temp_files(self: Folder, check, older_than_s: float = 60.0) -> dict[str, int]:
+    "Rename leftover temporary files that `check(path)` accepts to their final names, move the others to `_quarantine/`; counts."
+    counts = {"recovered": 0, "quarantined": 0, "left": 0}
+    for tmp in self.temp_files():
+        if self._age_s(tmp) < older_than_s: counts["left"] += 1; continue
+        dest = final_name(tmp)
+        try: check(tmp); ok = not self.fs.exists(dest)
+        except TspaceError: ok = False
+        if not ok: dest = f"{self.root}/_quarantine/{tmp[len(self.root) + 1:]}"
+        self._makedirs(dest.rsplit("/", 1)[0])
+        self.fs.mv(tmp, dest)
+        if self.local: self._fsync_dir(os.path.dirname(dest))
+        counts["recovered" if ok else "quarantined"] += 1
+    if counts["recovered"] or counts["quarantined"]:
+        log.warning("%s: %d leftover temporary file(s) of killed writers: %d recovered, %d quarantined in %s/_quarantine, "
+                    "%d younger than %g s left alone", self.url, sum(counts.values()), counts["recovered"], counts["quarantined"],
+                    self.root, counts["left"], older_than_s)
+    return counts

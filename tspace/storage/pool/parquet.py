@@ -14,16 +14,16 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from fastcore.basics import patch
 
-from ...system.errors import StorageError, TspaceError, check_int
+from ...system.errors import DataError, StorageError, TspaceError, check_int
 from ...system.log import get_logger
 from ...data.core import ObservationMeta
-from ...data.codec import meta_from_schema, records_from_arrow
+from ...data.codec import arrow_schema, meta_from_schema, records_from_arrow
 from ..buffer import as_rng, TRANSITION_KEYS
 from .base import (Pool, Selection, Folder, FileEntry, file_name, utc_day,
                                       check_shapes, _transition_arrays, _pick)
 
 # %% auto 0
-__all__ = ['log', 'ID_COLUMNS', 'ParquetPool', 'pool_info', 'format_pool_info']
+__all__ = ['log', 'ID_COLUMNS', 'ParquetPool', 'check_record_schema', 'pool_info', 'format_pool_info']
 
 # %% ../../../nbs/04_storage.pool.parquet.ipynb 6
 log = get_logger(__name__)
@@ -34,14 +34,16 @@ class ParquetPool(Pool):
     "Records in a Hive-partitioned Parquet dataset (vehicle/driver/UTC date) at a folder or fsspec URL."
     def __init__(self, url, meta: ObservationMeta | None = None, *, flush_every: int = 64,
                  storage_options: dict | None = None, durable: bool = True, compression: str = "zstd",
-                 cache_mb: float = 256):
+                 cache_mb: float = 256, temp_grace_s: float = 60.0):
         super().__init__(meta, flush_every=flush_every)
         self.folder = Folder(url, storage_options, durable=durable)
+        self.durable = durable
         self.compression = compression
         self._info: dict[str, tuple[ObservationMeta, int, pa.Schema]] = {}
         self._listing: list[tuple[FileEntry, ObservationMeta, int]] | None = None
         self._cache: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
         self._cache_bytes, self.cache_limit = 0, int(cache_mb * 2**20)
+        if meta is not None and self.folder.exists(): self.folder.recover_temp_files(self.verify_file, temp_grace_s)
 
     @property
     def url(self) -> str: return self.folder.url
@@ -55,62 +57,138 @@ class ParquetPool(Pool):
             part = table.filter(pa.array(mask)).sort_by("timestamp").drop_columns(list(ID_COLUMNS))
             path = f"{self.folder.partition_dir(self.meta.vehicle, self.meta.driver, str(day))}/" \
                    f"{file_name('part', us[mask].min(), '.parquet')}"
-            files.append((path, lambda f, part=part: pq.write_table(part, f, compression=self.compression)))
+            files.append((path, lambda f, part=part: pq.write_table(part, f, compression=self.compression,
+                                                                                  write_page_checksum=True)))
         self.folder.write_files(files)
         self._listing = None
 
     def _scan(self, sel: Selection, columns) -> Iterator[tuple[ObservationMeta, pa.Table]]:
         expr = sel.expression(with_ids=False)
         for meta, schema, paths in self._groups(sel).values():
-            yield meta, self._read(meta, schema, paths, columns, expr)
+            t = self._read(meta, schema, paths, columns, expr)
+            if columns is None and self._strict: t = self._decodable(meta, schema, paths, t, expr)
+            yield meta, t
 
 # %% ../../../nbs/04_storage.pool.parquet.ipynb 12
+_CHECKED = ds.ParquetFileFormat(default_fragment_scan_options=ds.ParquetFragmentScanOptions(page_checksum_verification=True))
+
+def _reason(e: Exception) -> str: return str(e) if isinstance(e, TspaceError) else f"{type(e).__name__}: {e}"
+
+def check_record_schema(schema: pa.Schema, meta: ObservationMeta) -> None:
+    "`DataError` naming every record field that a data file's `schema` lacks or holds with another type than `arrow_schema(meta)`."
+    problems = []
+    for f in arrow_schema(meta):
+        if f.name in ID_COLUMNS: continue
+        i = schema.get_field_index(f.name)
+        if i < 0: problems.append(f"field {f.name!r} is missing")
+        elif not schema.field(i).type.equals(f.type): problems.append(f"field {f.name!r} is {schema.field(i).type}, expected {f.type}")
+    if problems: raise DataError("; ".join(problems))
+
+@patch
+def _footer(self: ParquetPool, path: str) -> tuple[ObservationMeta, int, pa.Schema]:
+    try:
+        md = pq.read_metadata(path, filesystem=self.folder.arrow_fs)
+        schema = md.schema.to_arrow_schema()
+        meta = meta_from_schema(schema)
+        check_record_schema(schema, meta)
+        return meta, md.num_rows, schema
+    except Exception as e:   # whatever the reader raises on a damaged file
+        raise StorageError(f"{path}: not a readable tspace Parquet file ({_reason(e)})") from e
+
 @patch
 def file_info(self: ParquetPool, path: str) -> tuple[ObservationMeta, int, pa.Schema]:
-    "(meta, number of records, Arrow schema) of a data file, from its footer (cached: files never change)."
+    "(meta, number of records, Arrow schema) of a data file, from its footer, the schema checked (cached: files never change)."
     info = self._info.get(path)
-    if info is None:
-        try:
-            md = pq.read_metadata(path, filesystem=self.folder.arrow_fs)
-            schema = md.schema.to_arrow_schema()
-            info = (meta_from_schema(schema), md.num_rows, schema)
-        except (OSError, pa.ArrowException, TspaceError) as e:
-            raise StorageError(f"{path}: not a readable tspace Parquet file ({e})") from e
-        self._info[path] = info
+    if info is None: info = self._info[path] = self._footer(path)
     return info
 
 @patch
 def _groups(self: ParquetPool, sel: Selection | None) -> dict[str, tuple[ObservationMeta, pa.Schema, list[str]]]:
     groups: dict[str, tuple[ObservationMeta, pa.Schema, list[str]]] = {}
     for e in self.folder.files(".parquet", sel):
-        meta, _, schema = self.file_info(e.path)
-        if (meta.vehicle, meta.driver) != (e.vehicle, e.driver):
-            raise StorageError(f"{e.path}: file meta says {meta.vehicle!r}/{meta.driver!r}, its folder {e.vehicle!r}/{e.driver!r}")
+        if e.path in self.damaged: continue
+        try:
+            meta, _, schema = self.file_info(e.path)
+            if (meta.vehicle, meta.driver) != (e.vehicle, e.driver):
+                raise StorageError(f"{e.path}: file meta says {meta.vehicle!r}/{meta.driver!r}, its folder {e.vehicle!r}/{e.driver!r}")
+        except StorageError as err:
+            self._skip_damaged(e.path, err)
+            continue
         groups.setdefault(schema.metadata[b"tspace.meta"].decode(), (meta, schema, []))[2].append(e.path)
     return groups
 
-@patch
-def _read(self: ParquetPool, meta: ObservationMeta, schema: pa.Schema, paths: list[str], columns=None, filter=None) -> pa.Table:
-    cols = None if columns is None else [c for c in columns if c not in ID_COLUMNS]
-    dset = ds.dataset(paths, schema=schema, format="parquet", filesystem=self.folder.arrow_fs)
-    t = dset.to_table(columns=cols, filter=filter)
+
+# %% ../../../nbs/04_storage.pool.parquet.ipynb 13
+def _with_ids(t: pa.Table, meta: ObservationMeta) -> pa.Table:
     n = t.num_rows
     return t.append_column("vehicle", pa.array([meta.vehicle] * n, pa.string())) \
             .append_column("driver", pa.array([meta.driver] * n, pa.string()))
 
-# %% ../../../nbs/04_storage.pool.parquet.ipynb 25
+@patch
+def _read_files(self: ParquetPool, schema: pa.Schema, paths: list[str], cols, filter) -> pa.Table:
+    "`paths` scanned together (page checksums verified); if that fails, one by one, skipping those that do not read."
+    try: return ds.dataset(paths, schema=schema, format=_CHECKED, filesystem=self.folder.arrow_fs).to_table(columns=cols, filter=filter)
+    except Exception as e:
+        if len(paths) > 1: return pa.concat_tables([self._read_files(schema, [p], cols, filter) for p in paths])
+        self._skip_damaged(paths[0], StorageError(f"{paths[0]}: its data pages do not read ({_reason(e)})"))
+        return schema.empty_table() if cols is None else schema.empty_table().select(cols)
+
+@patch
+def _read(self: ParquetPool, meta: ObservationMeta, schema: pa.Schema, paths: list[str], columns=None, filter=None) -> pa.Table:
+    cols = None if columns is None else [c for c in columns if c not in ID_COLUMNS]
+    return _with_ids(self._read_files(schema, paths, cols, filter), meta)
+
+@patch
+def _decodable(self: ParquetPool, meta: ObservationMeta, schema: pa.Schema, paths: list[str], table: pa.Table, filter) -> pa.Table:
+    "`table` (all columns of `paths`) if its records decode; else the records of the files that do, the others skipped as damaged."
+    try:
+        records_from_arrow(table, meta)
+        return table
+    except Exception as e:
+        if len(paths) == 1:
+            self._skip_damaged(paths[0], StorageError(f"{paths[0]}: its records do not decode ({_reason(e)})"))
+            return table.slice(0, 0)
+    return pa.concat_tables([self._decodable(meta, schema, [p], self._read(meta, schema, [p], None, filter), filter) for p in paths])
+
+@patch
+def verify_file(self: ParquetPool, path: str) -> None:
+    "Read data file `path` completely: footer, schema, every page against its checksum, every record; `StorageError` naming the problem."
+    meta, _, schema = self._footer(path)
+    try:
+        t = ds.dataset([path], schema=schema, format=_CHECKED, filesystem=self.folder.arrow_fs).to_table()
+        records_from_arrow(_with_ids(t, meta), meta)
+    except Exception as e:
+        raise StorageError(f"{path}: not a readable tspace Parquet file ({_reason(e)})") from e
+
+@patch
+def verify(self: ParquetPool) -> dict[str, str]:
+    "Read every data file completely (`verify_file`); the damaged ones, path -> reason (also kept in `damaged`, so reads skip them)."
+    for e in self.folder.files(".parquet"):
+        if e.path in self.damaged: continue
+        try: self.verify_file(e.path)
+        except StorageError as err: self._skip_damaged(e.path, err)
+    self._groups(None)   # and the files whose meta disagrees with their folder
+    return dict(self.damaged)
+
+# %% ../../../nbs/04_storage.pool.parquet.ipynb 26
 @patch
 def refresh(self: ParquetPool) -> None:
     "Forget the cached file list, so the next `sample` sees files other writers added."
     self._listing = None
 
 @patch
-def _file_arrays(self: ParquetPool, path: str, meta: ObservationMeta, schema: pa.Schema) -> dict[str, np.ndarray]:
+def _file_arrays(self: ParquetPool, path: str, meta: ObservationMeta, schema: pa.Schema) -> dict[str, np.ndarray] | None:
+    "The transition arrays of one file, from the cache or decoded; None if the file is damaged (then skipped)."
     arrs = self._cache.get(path)
     if arrs is not None:
         self._cache.move_to_end(path)
         return arrs
-    arrs = _transition_arrays(records_from_arrow(self._read(meta, schema, [path]), meta)[0])
+    table = self._read(meta, schema, [path])
+    if path in self.damaged: return None
+    try: arrs = _transition_arrays(records_from_arrow(table, meta)[0])
+    except Exception as e:
+        self._skip_damaged(path, StorageError(f"{path}: its records do not decode ({_reason(e)})"))
+        return None
     size = sum(a.nbytes for a in arrs.values())
     self._cache[path] = arrs
     self._cache_bytes += size
@@ -119,15 +197,20 @@ def _file_arrays(self: ParquetPool, path: str, meta: ObservationMeta, schema: pa
         self._cache_bytes -= sum(a.nbytes for a in old.values())
     return arrs
 
-# %% ../../../nbs/04_storage.pool.parquet.ipynb 28
+# %% ../../../nbs/04_storage.pool.parquet.ipynb 29
+@patch
+def _sample_listing(self: ParquetPool) -> list[tuple[FileEntry, ObservationMeta, int]]:
+    "(file, meta, records) of every data file whose footer reads; the others are skipped as damaged."
+    readable = {p for _, _, paths in self._groups(None).values() for p in paths}
+    return [(e, *self.file_info(e.path)[:2]) for e in self.folder.files(".parquet") if e.path in readable]
+
 @patch
 def sample(self: ParquetPool, batch_size: int, rng=None, **filters) -> dict[str, np.ndarray]:
     "A uniform minibatch (with replacement) over all stored and pending records; with filters, over the matching ones."
     if filters: return Pool.sample(self, batch_size, rng, **filters)
     self._check_open("sample")
     with self._io_lock:
-        if self._listing is None:
-            self._listing = [(e, *self.file_info(e.path)[:2]) for e in self.folder.files(".parquet")]
+        if self._listing is None: self._listing = self._sample_listing()
         listing = [x for x in self._listing if x[2] > 0]
         with self._lock: pending = list(self._pending)
         pend = _transition_arrays(records_from_arrow(pa.concat_tables(pending), self.meta)[0]) if pending else {}
@@ -148,26 +231,34 @@ def sample(self: ParquetPool, batch_size: int, rng=None, **filters) -> dict[str,
             if f < len(listing):
                 e, meta, _ = listing[f]
                 arrs = self._file_arrays(e.path, meta, self.file_info(e.path)[2])
+                if arrs is None:   # found damaged just now: draw again without it
+                    self._listing = None
+                    return self.sample(batch_size, rng)
             else: arrs = pend
             if out is None: out = {k: np.empty((len(u), *arrs[k].shape[1:]), np.float32) for k in TRANSITION_KEYS}
             hit = which == f
             for k in TRANSITION_KEYS: out[k][hit] = arrs[k][rows[hit]]
         return out
 
-# %% ../../../nbs/04_storage.pool.parquet.ipynb 34
-def pool_info(path) -> pd.DataFrame:
-    "Records per vehicle, driver and episode of the Parquet pool at `path` (folder or fsspec URL): the `episodes()` listing."
+# %% ../../../nbs/04_storage.pool.parquet.ipynb 35
+def pool_info(path, verify: bool = True) -> tuple[pd.DataFrame, dict[str, str]]:
+    "The `episodes()` listing of the Parquet pool at `path` (folder or fsspec URL), and its damaged files (path -> reason; read completely with `verify`)."
     pool = ParquetPool(path)
     if not pool.folder.exists(): raise StorageError(f"{path}: no pool there (no such folder)")
-    return pool.episodes()
+    if verify: pool.verify()
+    return pool.episodes(), dict(pool.damaged)
 
-def format_pool_info(info: pd.DataFrame, path: str, temp_files: int = 0) -> str:
-    "The text `tspace pool info` prints for a `pool_info` table."
+def format_pool_info(info: pd.DataFrame, path: str, temp_files: int = 0, damaged: dict[str, str] | None = None) -> str:
+    "The text `tspace pool info` prints for a `pool_info` table and the damaged files."
     n_rec, n_ep = int(info["records"].sum()), len(info)
     lines = [f"pool {path}: {n_rec} records in {n_ep} episodes, {info['vehicle'].nunique()} vehicle(s), "
              f"{info[['vehicle', 'driver']].drop_duplicates().shape[0]} vehicle/driver pair(s)"]
     if temp_files:
-        lines.append(f"note: {temp_files} temporary file(s) left by interrupted writes (ignored by readers)")
+        lines.append(f"note: {temp_files} temporary file(s) left by interrupted writes (ignored by readers; "
+                     "the next writer recovers or quarantines them)")
+    if damaged:
+        lines.append(f"damaged: {len(damaged)} file(s), skipped by every reader:")
+        lines += [f"  {reason}" if reason.startswith(p) else f"  {p}: {reason}" for p, reason in sorted(damaged.items())]
     if n_ep:
         per = info.groupby(["vehicle", "driver"], sort=True).agg(episodes=("records", "size"), records=("records", "sum"))
         lines += ["", per.reset_index().to_string(index=False), "",
