@@ -294,7 +294,7 @@ def load_agent(path, **options) -> DPGAgent:
     opts = {**meta.get("options", {}), **options}
     return cls(AgentSpec.from_dict(meta["spec"]), AgentConfig.model_validate(meta["config"]), **opts).load(path)
 
-# %% ../../nbs/06_agent.dpg.ipynb 32
+# %% ../../nbs/06_agent.dpg.ipynb 33
 def tflite_runner(model):
     "A callable `run(**inputs) -> dict of outputs` for a TFLite model (a path or the flat-buffer bytes)."
     content = model if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()

@@ -386,7 +386,7 @@ class CanFrameDecoder:
             if m.timestamp >= asm.due or asm._pending >= 8192: out += asm.pop()
         return out + asm.pop()
 
-# %% ../../nbs/03_conn.can.ipynb 37
+# %% ../../nbs/03_conn.can.ipynb 38
 @patch
 def consume(self: CanFrameDecoder, recv, stop, on_frames, on_id=None, watch_id: int = -1, on_idle=None, batch_s: float = 0.02,
             on_error=None) -> None:
@@ -431,7 +431,7 @@ def consume(self: CanFrameDecoder, recv, stop, on_frames, on_id=None, watch_id: 
     if n: stats["received"] += n; stats["decoded"] += n
     if asm._pending: on_frames(asm.pop())
 
-# %% ../../nbs/03_conn.can.ipynb 44
+# %% ../../nbs/03_conn.can.ipynb 46
 class LogReading:
     "What `read_log` took from a CAN log and what it had to leave out (lines skipped, bytes lost, why)."
     def __init__(self, path): self.path, self.messages, self.skipped_lines, self.lost_bytes, self.problems = str(path), 0, 0, 0, []
@@ -500,7 +500,7 @@ def _blf_messages(path: Path, reading: LogReading) -> Iterator:
         reading.problems.append(f"cut short: {size} of the {reader.file_size} bytes its header announces are there "
                                 f"({reader.object_count} object(s) announced)")
 
-# %% ../../nbs/03_conn.can.ipynb 45
+# %% ../../nbs/03_conn.can.ipynb 47
 def read_log(path, reading: LogReading | None = None) -> Iterator:
     """The messages of CAN log `path` (any format python-can's `LogReader` knows by suffix). Damage never stops the reading:
     a bad line of a text log is skipped, a damaged or cut BLF gives what was read; `reading` (a `LogReading`) says what was

@@ -324,7 +324,7 @@ def verify(self: Pool) -> dict[str, str]:
     self.query()
     return dict(self.damaged)
 
-# %% ../../../nbs/04_storage.pool.base.ipynb 44
+# %% ../../../nbs/04_storage.pool.base.ipynb 45
 PARTITION_KEYS: tuple[str, ...] = ("vehicle", "driver", "date")
 
 @dataclass(frozen=True)
@@ -346,7 +346,7 @@ def utc_day(us) -> np.ndarray:
     "UTC dates (`YYYY-MM-DD` strings) of microsecond epoch times."
     return np.datetime_as_string(np.asarray(us, dtype="datetime64[us]").astype("datetime64[D]"), unit="D")
 
-# %% ../../../nbs/04_storage.pool.base.ipynb 47
+# %% ../../../nbs/04_storage.pool.base.ipynb 48
 class Folder:
     "A pool folder on any fsspec filesystem: Hive partitions by vehicle, driver and UTC date; atomic file writes."
     def __init__(self, url, storage_options: dict | None = None, durable: bool = True):
@@ -393,7 +393,7 @@ class Folder:
 
     def __repr__(self): return f"Folder({self.url!r})"
 
-# %% ../../../nbs/04_storage.pool.base.ipynb 50
+# %% ../../../nbs/04_storage.pool.base.ipynb 51
 @patch
 def _fsync_dir(self: Folder, d: str) -> None:
     if not self.durable: return
@@ -457,7 +457,7 @@ def remove_temp_files(self: Folder) -> int:
     for p in tmps: self.fs.rm(p)
     return len(tmps)
 
-# %% ../../../nbs/04_storage.pool.base.ipynb 53
+# %% ../../../nbs/04_storage.pool.base.ipynb 54
 def final_name(temp_path: str) -> str:
     "The path a `write_files` temporary file (`DIR/.NAME.RANDOM.tmp`) was written for: `DIR/NAME`."
     d, name = temp_path.rsplit("/", 1)
