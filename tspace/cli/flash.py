@@ -22,7 +22,7 @@ def flash(read: Param("print the torque map the VCU holds now (CSV) and its larg
           config: config_option(" (vehicle.can: the bus, the VCU's UDS ids and its flash section; vehicle.torque_map: the stock map)") = None,
           bus: Param("python-can interface (default: the config's vehicle.can.interface)", str) = None,
           channel: Param("python-can channel (default: the config's vehicle.can.channel)", str) = None,
-          port: Param("udp_multicast port (default: the config's vehicle.can.bus_kwargs)", int) = None):
+          port: Param("udp_multicast port (default: the config's vehicle.can.bus_kwargs); its frames stay on this host unless vehicle.can.hop_limit > 0", int) = None):
     "Read the torque map the VCU holds (--read), or write the stock map back and verify it (--restore)."
     from tspace.system.errors import ConfigError, FlashError
     with bad_input_exits("flash", FlashError):

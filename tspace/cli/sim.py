@@ -90,7 +90,7 @@ def sim(tbox: Param("run a telematics box on this object store instead of a VCU 
         config: config_option() = None,
         bus: _vcu_option("python-can interface (default: the config's vehicle.can.interface)") = None,
         channel: _vcu_option("python-can channel (default: the config's vehicle.can.channel)") = None,
-        port: _vcu_option("UDP port for udp_multicast (default: python-can's)", int) = None,
+        port: _vcu_option("UDP port for udp_multicast (default: python-can's); its frames stay on this host unless vehicle.can.hop_limit > 0", int) = None,
         bridge: _vcu_option("also send every sample as a local CAN bridge's JSON datagram to HOST:PORT (see tspace.conn.udp)") = None,
         endpoint: _tbox_option("S3 endpoint URL (default: the config's vehicle.cloud.endpoint)") = None,
         prefix: _tbox_option("key prefix (default: the config's vehicle.cloud.prefix)") = None,

@@ -40,9 +40,10 @@ def open_bus(cfg: CanConfig, **overrides):
     import can
     kw = dict(interface=cfg.interface, channel=_channel(cfg))
     if cfg.interface == "virtual": kw["preserve_timestamps"] = True
-    elif cfg.interface == "udp_multicast": kw["hop_limit"] = cfg.hop_limit      # 0: frames never leave this host
-    else: kw["bitrate"] = cfg.bitrate
-    kw.update(cfg.bus_kwargs); kw.update(overrides)
+    elif cfg.interface != "udp_multicast": kw["bitrate"] = cfg.bitrate
+    kw.update(cfg.bus_kwargs)
+    if cfg.interface == "udp_multicast": kw["hop_limit"] = cfg.hop_limit   # 0: frames never leave this host (bus_kwargs cannot raise it)
+    kw.update(overrides)
     try: return can.Bus(**kw)
     except Exception as e:
         raise TspaceConnectionError(f"cannot open CAN bus interface={cfg.interface!r} channel={cfg.channel!r}: "
