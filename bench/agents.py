@@ -46,7 +46,8 @@ from common import (call_latency, evaluate, latency_report, markdown_table, one_
                     train_sb3, train_tspace)
 
 ALGOS = ("ddpg", "td3", "sac")
-TRUCK = dict(steps=15_000, learning_starts=2_000, gamma=0.99, lr=1e-3, tau=0.005, batch_size=256, noise_sigma=0.1, hidden=(400, 300))
+TRUCK = dict(steps=15_000, learning_starts=2_000, gamma=0.99, lr=1e-3, tau=0.005, batch_size=256, noise_sigma=0.1, hidden=(400, 300),
+             encoding="span", reward_scale=1.0)
 "The truck budget of issue 21, the same for every run (buffer_size: every step)."
 TRUCK_SB3_ALGOS = ("td3", "sac")
 "The SB3 runs on the truck (issue 21: tspace DDPG, TD3, SAC against SB3 TD3 and SAC)."
@@ -81,6 +82,10 @@ def parse_args(argv=None):
     p.add_argument("--no-speed", action="store_true", help="leave out the speed section (gradient steps/s and act latency)")
     p.add_argument("--no-sb3", action="store_true", help="tspace only, even if stable-baselines3 is installed")
     p.add_argument("--sb3-only", action="store_true", help="SB3 only (e.g. its side of a run split over two processes)")
+    p.add_argument("--encoding", choices=("span", "offset"), default=TRUCK["encoding"],
+                   help="truck: how an action value becomes a torque change (ActionSpec.encoding), the same for both libraries")
+    p.add_argument("--reward-scale", type=float, default=TRUCK["reward_scale"],
+                   help="truck: rewards times this for learning, both libraries (tspace: AgentConfig.reward_scale; SB3: a reward wrapper)")
     p.add_argument("--quick", action="store_true", help="tiny budget smoke run (< 3 minutes): checks the plumbing, not the figures")
     p.add_argument("--sb3-worker", type=str, default=None, help=argparse.SUPPRESS)   # internal: one SB3 job (JSON), prints JSON
     a = p.parse_args(argv)
@@ -104,6 +109,7 @@ def hyperparams(env: str, algo: str, args) -> dict:
     if env == "truck":
         hp = {**TRUCK, "steps": args.steps or TRUCK["steps"], "learning_starts": args.warmup if args.warmup is not None else TRUCK["learning_starts"]}
         hp["buffer_size"] = hp["steps"]
+        hp["encoding"], hp["reward_scale"] = args.encoding, args.reward_scale
         if algo == "sac": hp["noise_sigma"] = None
         return hp
     hp = dict(PENDULUM["sac" if algo == "sac" else "td3"])
@@ -114,11 +120,18 @@ def hyperparams(env: str, algo: str, args) -> dict:
 
 
 # --- environments ---
-def flat_truck_env():
-    "The truck for SB3's MlpPolicy: flat observation (frame_len*signals) and flat action (rows*columns) vectors."
-    import gymnasium as gym
-    from gymnasium.wrappers import FlattenObservation
+def truck_env(cycle=None, encoding: str = TRUCK["encoding"]):
+    "The truck environment with the actions of `encoding` (training cycles unless `cycle` is given)."
+    from tspace.data.core import ActionSpec
     from tspace.sim.env import TruckEnergyEnv
+    kw = {} if cycle is None else {"cycle": cycle}
+    return TruckEnergyEnv(**kw, action_spec=ActionSpec(encoding=encoding))
+
+
+def flat_truck_env(encoding: str = TRUCK["encoding"], reward_scale: float = 1.0):
+    "The truck for SB3's MlpPolicy: flat observation (frame_len*signals) and flat action (rows*columns) vectors, rewards x `reward_scale`."
+    import gymnasium as gym
+    from gymnasium.wrappers import FlattenObservation, TransformReward
 
     class FlatAction(gym.ActionWrapper):
         "A flat Box action of rows*columns values, reshaped into the env's (rows, columns) action."
@@ -127,14 +140,15 @@ def flat_truck_env():
             self.action_space = gym.spaces.Box(-1.0, 1.0, (int(np.prod(env.action_space.shape)),), np.float32)
         def action(self, action): return np.asarray(action, np.float32).reshape(self.env.action_space.shape)
 
-    return FlattenObservation(FlatAction(TruckEnergyEnv()))
+    env = FlattenObservation(FlatAction(truck_env(encoding=encoding)))
+    return env if reward_scale == 1.0 else TransformReward(env, lambda r: reward_scale * r)
 
 
-def truck_eval(policy=None) -> dict:
+def truck_eval(policy=None, encoding: str = TRUCK["encoding"]) -> dict:
     "Drive the held-out cycle once (seed 0) with `policy(obs) -> action` without noise; None: the stock map."
     from tspace.sim.cycles import HELDOUT_CYCLE
-    from tspace.sim.env import TruckEnergyEnv, run_episode
-    r = run_episode(TruckEnergyEnv(HELDOUT_CYCLE), policy, seed=0)
+    from tspace.sim.env import run_episode
+    r = run_episode(truck_env(HELDOUT_CYCLE, encoding), policy, seed=0)
     return {k: float(r[k]) for k in ("wh_per_km", "speed_rmse_kmh", "distance_km")}
 
 
@@ -175,6 +189,7 @@ def tspace_agent(algo: str, hp: dict, seed: int, observation_space, action_space
                   buffer_size=hp["buffer_size"], hidden_units=tuple(hp["hidden"]), seed=seed)
     if hp["noise_sigma"] is not None: fields.update(noise="gaussian", noise_sigma=hp["noise_sigma"])
     if algo == "sac": fields["temperature_lr"] = hp["lr"]
+    if hp.get("reward_scale", 1.0) != 1.0: fields["reward_scale"] = hp["reward_scale"]
     if xla is not None: fields[xla_field()] = xla
     spec = AgentSpec.from_spaces(observation_space, action_space)
     return make_agent(spec, AgentConfig(**fields), learning_starts=hp["learning_starts"])
@@ -184,13 +199,13 @@ def run_tspace(env: str, algo: str, seed: int, hp: dict, eval_episodes: int) -> 
     "Train and evaluate tspace's `algo` on `env` for one seed."
     import gymnasium as gym
     from tspace.sim.env import TruckEnergyEnv
-    e = TruckEnergyEnv() if env == "truck" else gym.make("Pendulum-v1")
+    e = truck_env(encoding=hp["encoding"]) if env == "truck" else gym.make("Pendulum-v1")
     agent = tspace_agent(algo, hp, seed, e.observation_space, e.action_space)
     out = train_tspace(e, agent, hp["steps"], hp["learning_starts"], seed)
     del out["losses"]
     out["xla"] = bool(getattr(agent, "jit_compile", False))
     policy = lambda o: agent.act(o, explore=False)
-    return {**out, **(truck_eval(policy) if env == "truck" else {"return": evaluate(policy, seed, eval_episodes)})}
+    return {**out, **(truck_eval(policy, hp["encoding"]) if env == "truck" else {"return": evaluate(policy, seed, eval_episodes)})}
 
 
 def fill_replay(add, observation_space, action_space, n: int, seed: int = 0) -> None:
@@ -253,11 +268,11 @@ def sb3_job(job: dict) -> dict:
         return {"grad_steps_s": job["updates"] / (time.perf_counter() - t0)}
     seed = job["seed"]
     if job["env"] == "truck":
-        env = flat_truck_env()
+        env = flat_truck_env(hp["encoding"], hp["reward_scale"])
         shape = env.unwrapped.action_space.shape
         model = sb3_model(algo, env, hp, seed)
         out = train_sb3(model, hp["steps"])
-        return {**out, **truck_eval(lambda o: model.predict(o.reshape(-1), deterministic=True)[0].reshape(shape))}
+        return {**out, **truck_eval(lambda o: model.predict(o.reshape(-1), deterministic=True)[0].reshape(shape), hp["encoding"])}
     model = sb3_model(algo, gym.make("Pendulum-v1"), hp, seed)
     out = train_sb3(model, hp["steps"])
     return {**out, "return": evaluate(lambda o: model.predict(o, deterministic=True)[0], seed, job["eval_episodes"])}
@@ -449,7 +464,8 @@ def main(argv=None) -> int:
         stock = truck_eval(None)
         static_pct, static_src = best_static_saving_pct()
         print(f"\n== truck: {hp['steps']} steps, {hp['learning_starts']} random warm-up steps, gamma {hp['gamma']}, lr {hp['lr']}, "
-              f"batch {hp['batch_size']}, net {hp['hidden']}, noise {hp['noise_sigma']} (not SAC); held-out cycle: stock map "
+              f"batch {hp['batch_size']}, net {hp['hidden']}, noise {hp['noise_sigma']} (not SAC), action encoding {hp['encoding']}, "
+              f"reward scale {hp['reward_scale']:g}; held-out cycle: stock map "
               f"{stock['wh_per_km']:.2f} Wh/km, RMSE {stock['speed_rmse_kmh']:.2f} km/h; best static map saves {static_pct:.2f} % ({static_src})")
         for seed in args.seeds:
             for algo in args.algos:

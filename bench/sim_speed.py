@@ -49,9 +49,9 @@ def main(argv=None) -> int:
     def via_env():
         env = TruckEnergyEnv(cyc, params=params)
         env.reset(seed=0)
-        zero = np.zeros(env.action_spec.shape, dtype=np.float32)
+        stock = env.action_spec.stock_action
         done = False
-        while not done: done = env.step(zero)[2]
+        while not done: done = env.step(stock)[3]      # the cycle's end is a truncation
         return env
     env, wall_e, cpu_e = timed(via_env)
 

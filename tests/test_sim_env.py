@@ -9,7 +9,7 @@ from tspace.sim.env import ENV_ID, TruckEnergyEnv, baseline, run_episode
 from tspace.sim.cycles import HELDOUT_CYCLE, TRAIN_CYCLES
 from tspace.system.errors import DataError
 
-ZERO = np.zeros((4, 17), dtype=np.float32)
+STOCK = np.ones((4, 17), dtype=np.float32)    # the env's actions span [-budget, 0]: 1 keeps the stock map
 
 
 def test_registered_env_with_checker_wrappers():
@@ -38,7 +38,8 @@ def test_episode_totals_match_the_simulator():
     after_reset = copy.copy(env.sim.ledger)                       # the reset frame belongs to no step
     e = d = 0.0; done = False; starts = set()
     while not done:
-        _, _, done, _, info = env.step(ZERO)
+        _, _, terminated, done, info = env.step(STOCK)            # the cycle's end is a time limit: truncated, never terminated
+        assert not terminated
         e += info["energy_wh"]; d += info["distance_m"]; starts.add(info["rows_start"])
     L = env.sim.ledger
     assert e == pytest.approx(L.energy_wh - after_reset.energy_wh, rel=0.01)
@@ -47,14 +48,14 @@ def test_episode_totals_match_the_simulator():
     assert 0 in starts and 9 in starts and max(starts) == 9
 
 
-def test_flashed_rows_persist_and_zero_restores():
-    "Rows stay as last written when the window moves on; a zero action writes the stock rows of its window."
+def test_flashed_rows_persist_and_stock_action_restores():
+    "Rows stay as last written when the window moves on; the stock action writes the stock rows of its window."
     env = TruckEnergyEnv("udds")
     obs, _ = env.reset(seed=0)
     stock = env.sim.stock_map
     for _ in range(60):                                           # lower rows 0..3 until the truck leaves that window
         window = stock.window(float(obs[:, 0].mean()), 4)
-        obs, _, _, _, info = env.step(-np.ones((4, 17)) if window == 0 else ZERO)
+        obs, _, _, _, info = env.step(-np.ones((4, 17)) if window == 0 else STOCK)
         assert info["rows_start"] == window
         if window > 0: break
     s = info["rows_start"]
@@ -83,5 +84,5 @@ def test_split_and_baseline():
     assert 700 < b["wh_per_km"] < 1600
     # a policy is called with each observation
     seen = []
-    run_episode(TruckEnergyEnv("triangle"), policy=lambda o: (seen.append(o.shape), ZERO)[1])
+    run_episode(TruckEnergyEnv("triangle"), policy=lambda o: (seen.append(o.shape), STOCK)[1])
     assert seen and all(s == (30, 3) for s in seen)

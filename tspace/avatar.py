@@ -37,7 +37,7 @@ def check_interface(cfg, infer: bool = False) -> None:
             raise ConfigError(f"hmi.kind = {hmi!r} with vehicle.interface = {v!r}: the episodes of a truck tspace does "
                               f"not simulate come from its driver's HMI; set hmi.kind = 'udp' or 'mqtt' ('dummy': inference only, "
                               f"with --infer)")
-    elif v not in ("sim", "cloud"):
+    elif v not in ("sim", "cloud", "edge"):
         raise ConfigError(f"vehicle.interface = {v!r}: `tspace run` learns online from the simulated truck on CAN ('sim'), "
                           f"behind its telematics box ('cloud'), or from a truck on vehicle.can ('kvaser') or behind a CAN bridge "
                           f"('udp'); a log ('replay') cannot answer an action: store it with `tspace replay LOG --pool DIR` and train offline with "
@@ -107,6 +107,11 @@ def _build_vehicle(self: Avatar):
         vehicle = CloudVehicle(store, v, cc, self.cfg.driver.behaviour, events, self.speedup, timezone=self.cfg.site.timezone)
         log.info("cloud truck %r on %s (poll every %g s)", v.id, store.url, cc.poll_s)
         return vehicle, RemoteCAN.from_vehicle(v, cc, store).open(), "cloud-reader"
+    if v.interface == "edge":                  # a truck served over the network (`tspace serve edge`): frames, episodes and flashes through it
+        from tspace.dist.edge import EdgeClient, EdgeVehicle
+        client = EdgeClient(v.id, self.meta, self.cfg.dist)
+        log.info("truck %r served at %s, episodes from the truck", v.id, self.cfg.dist.address(self.cfg.dist.edge_port))
+        return EdgeVehicle(v, client, events, on_exit=stop_run), client, "edge-client"
     if v.interface == "udp":                   # signals from the bridge, flashing on the bus
         interface = BridgeInterface(v.can)
         vehicle = ExternalVehicle(v, self.cfg.hmi, events, on_exit=stop_run, on_frame=interface.put_frame)
@@ -140,7 +145,7 @@ def build(self: Avatar) -> Avatar:
     self.vcu_released = threading.Event()      # set after the stock map's restore: the workers that carry the VCU's answers run until then
     self.vehicle, self.interface, reader = self._build_vehicle()
     self.agent = self._make_agent()
-    self.policy = Policy(self.agent, self.meta.action.shape)
+    self.policy = Policy(self.agent, self.meta.action.stock_action)
     self.pool_url = str(self.data)
     self.pool = open_pool(cfg.storage.model_copy(update={"url": self.pool_url}), self.meta)
     self.progress = drive_progress(live=self._live_counts) if self.show_progress else None

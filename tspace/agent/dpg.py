@@ -203,11 +203,11 @@ def set_hyperparams(self: DPGAgent, values: dict | None = None, **kw) -> dict[st
 def learn(self: DPGAgent, data=None, stop=None) -> dict[str, float]:
     "One update on a batch dict; or observe an episode (DataFrame, list) and do `updates_per_step` updates per new step (until `stop`, an Event, is set); or one update from the buffer."
     if isinstance(data, dict):
-        return self._finish([self._update(check_batch(self.spec, data, episodes=self.buffer_items == "episodes"))])
+        return self._finish([self._update(self._rescaled(check_batch(self.spec, data, episodes=self.buffer_items == "episodes")))])
     if data is None:
         if self._buffer is None or len(self._buffer) == 0:
             raise AgentError("learn(): the replay buffer is empty; observe() experience or pass a batch")
-        return self._finish([self._update(self._sample())])
+        return self._finish([self._update(self._rescaled(self._sample()))])
     n = self.observe(data)
     if len(self.buffer) < self.options["learning_starts"]:
         self._credit = 0.0
@@ -218,8 +218,14 @@ def learn(self: DPGAgent, data=None, stop=None) -> dict[str, float]:
     results = []
     for _ in range(k):
         if stop is not None and stop.is_set(): break      # a stopping run must not wait for the rest of the updates
-        results.append(self._update(self._sample()))
+        results.append(self._update(self._rescaled(self._sample())))
     return self._finish(results)
+
+@patch
+def _rescaled(self: DPGAgent, b: dict) -> dict:
+    "The batch with its rewards times `config.reward_scale`; the buffer keeps them as observed."
+    s = self.config.reward_scale
+    return b if s == 1.0 else {**b, "r": np.asarray(b["r"], np.float32) * np.float32(s)}
 
 @patch
 def _finish(self: DPGAgent, results: list[dict[str, float]]) -> dict[str, float]:
@@ -273,11 +279,12 @@ def load(self: DPGAgent, path) -> DPGAgent:
 # %% ../../nbs/06_agent.dpg.ipynb 28
 AGENT_CLASSES: dict[str, str] = {"ddpg": "tspace.agent.ddpg:DDPG", "rdpg": "tspace.agent.rdpg:RDPG",
                                  "td3": "tspace.agent.td3:TD3", "sac": "tspace.agent.sac:SAC",
-                                 "transformer": "tspace.agent.transformer:TransformerDPG"}
+                                 "transformer": "tspace.agent.transformer:TransformerDPG",
+                                 "td3bc": "tspace.agent.td3bc:TD3BC", "iql": "tspace.agent.iql:IQL"}
 "Agent kinds and where their classes live (imported on demand)."
 
 def agent_class(kind: str) -> type[DPGAgent]:
-    "The class for `kind` (a key of `AGENT_CLASSES`: 'ddpg', 'rdpg', 'td3', 'sac', 'transformer')."
+    "The class for `kind` (a key of `AGENT_CLASSES`: 'ddpg', 'rdpg', 'td3', 'sac', 'transformer', 'td3bc', 'iql')."
     if kind not in AGENT_CLASSES: raise ConfigError(f"agent.kind = {kind!r}: expected one of {list(AGENT_CLASSES)}")
     mod, name = AGENT_CLASSES[kind].split(":")
     return getattr(importlib.import_module(mod), name)

@@ -14,10 +14,12 @@ __all__ = ['AgentConfig']
 # %% ../../nbs/02_config.agent.ipynb 4
 class AgentConfig(ConfigModel):
     "Which agent learns the torque rows, and its hyperparameters."
-    kind: Literal["ddpg", "rdpg", "td3", "sac", "transformer"] = Field("ddpg", description="agent algorithm")
+    kind: Literal["ddpg", "rdpg", "td3", "sac", "transformer", "td3bc", "iql"] = Field("ddpg", description="agent algorithm")
     actor_lr: float = Field(1e-4, gt=0, le=1, description="actor learning rate (Adam)")
     critic_lr: float = Field(1e-3, gt=0, le=1, description="critic learning rate (Adam)")
     gamma: float = Field(0.99, ge=0, le=1, description="discount factor per step")
+    reward_scale: float = Field(1.0, gt=0, description="rewards are multiplied by this in every update (buffer and pool keep them as "
+                                "observed), so that critic targets are of order one; the truck's about -33 Wh per step wants about 0.03")
     tau: float = Field(0.005, gt=0, le=1, description="soft target-update rate")
     batch_size: int = Field(64, ge=1, description="minibatch size, transitions (DDPG) or episodes (RDPG)")
     buffer_size: int = Field(100_000, ge=1, description="replay buffer capacity, transitions")
@@ -39,5 +41,9 @@ class AgentConfig(ConfigModel):
     model_dim: int = Field(64, ge=1, description="Transformer: width of the token embeddings and of the residual stream")
     attention_layers: int = Field(2, ge=1, description="Transformer: encoder blocks (causal self-attention + feed-forward)")
     dropout: float = Field(0.0, ge=0, lt=1, description="Transformer: dropout rate in attention and feed-forward blocks while training (0: updates are deterministic)")
+    bc_alpha: float = Field(2.5, ge=0, description="TD3+BC: alpha of the actor loss −lambda·Q(s, mu(s)) + (mu(s) − a)², lambda = alpha / mean|Q|; 0 is pure behaviour cloning")
+    expectile: float = Field(0.7, gt=0, lt=1, description="IQL: expectile tau of the value loss |tau − 1(u < 0)|·u², u = Q(s, a) − V(s); 0.5 is the mean, towards 1 the best in-data action")
+    advantage_temperature: float = Field(3.0, ge=0, description="IQL: inverse temperature beta of the actor's advantage weights exp(beta·(Q − V)); 0 is behaviour cloning")
+    max_advantage_weight: float = Field(100.0, gt=0, description="IQL: the advantage weights are clipped to this value")
     jit_compile: bool | None = Field(None, description="compile the agent's update with XLA (tf.function jit_compile); None: the agent's default, the faster one measured on CPU")
     seed: int = Field(0, ge=0, description="random seed for weights and noise")

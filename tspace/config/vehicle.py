@@ -80,6 +80,9 @@ class ActionConfig(ConfigModel):
     only_lower: bool = Field(True, description="actions may only lower the stock torque")
     coast_regen_nm: float = Field(0.0, ge=0, description="regeneration a map may add at zero pedal below the stock torque, Nm "
                                   "(0: the stock zero-pedal torque is kept, no extra regeneration when the driver lifts off)")
+    encoding: Literal["offset", "span"] = Field("span", description="how the agent's [-1, 1] becomes a torque change: `span` "
+                                                "(every value acts: 1 is the stock map, -1 the whole budget lower) or `offset` "
+                                                "(budget * a; with only_lower half the range is a no-op)")
 
 class FrameConfig(ConfigModel):
     "One observation frame: `frame_len` samples at `sample_hz`."
@@ -90,7 +93,7 @@ class FrameConfig(ConfigModel):
 class VehicleConfig(ConfigModel):
     "One truck: identity, interface, torque map, action limits, frames and simulator physics."
     id: str = Field("sim-truck-01", pattern=ID_PATTERN, description="vehicle id (a fleet pseudonym, never a VIN or plate)")
-    interface: Literal["sim", "kvaser", "udp", "replay", "cloud"] = Field("sim", description="how tspace reaches the truck")
+    interface: Literal["sim", "kvaser", "udp", "replay", "cloud", "edge"] = Field("sim", description="how tspace reaches the truck")
     torque_map: TorqueMapConfig = Field(default_factory=TorqueMapConfig)
     action: ActionConfig = Field(default_factory=ActionConfig)
     field_frame: FrameConfig = Field(FrameConfig(frame_len=30, sample_hz=20.0), description="frame of a truck on CAN")
@@ -116,7 +119,7 @@ class VehicleConfig(ConfigModel):
     def action_spec(self) -> ActionSpec:
         return ActionSpec(rows=self.action.rows, columns=self.torque_map.shape[1],
                           budget_nm=self.action.budget_nm, only_lower=self.action.only_lower,
-                          coast_regen_nm=self.action.coast_regen_nm)
+                          coast_regen_nm=self.action.coast_regen_nm, encoding=self.action.encoding)
 
     def observation_meta(self, driver: str, timezone: str, reward: RewardSpec | None = None) -> ObservationMeta:
         "The `ObservationMeta` of records from this vehicle, driven by `driver` at a site in `timezone`."

@@ -166,6 +166,9 @@ class ActionSpec(BaseModel):
     only_lower: bool = Field(True, description="if true an action can only lower torque below the default map, never raise it")
     coast_regen_nm: float = Field(0.0, ge=0, description="regeneration (Nm) a map may add at zero pedal below the stock torque there; "
                                   "0: the stock zero-pedal torque is kept (no extra regeneration when the driver lifts off)")
+    encoding: Literal["offset", "span"] = Field("offset", description="how an action value a becomes a torque change: `offset`: budget_nm * a "
+                                                "(with only_lower every a >= 0 is the stock torque); `span`: the whole [-1, 1] spans the allowed "
+                                                "changes, budget_nm * (a - 1) / 2 in [-budget, 0] with only_lower (a = 1 is stock), as `offset` without")
 
     @property
     def shape(self) -> tuple[int, int]: "`(rows, columns)`."; return (self.rows, self.columns)
@@ -190,6 +193,18 @@ class ActionSpec(BaseModel):
         "A stack of actions `(n, rows, columns)` checked, as a new float32 array."
         return self._check(_as_float(actions, what), what, 1)
 
+    @property
+    def stock_action(self) -> np.ndarray:
+        "The action that leaves the stock rows as they are: zeros, or ones for a `span` action that may only lower."
+        return np.full(self.shape, 1.0 if self._halved else 0.0, np.float32)
+    @property
+    def _halved(self) -> bool: return self.encoding == "span" and self.only_lower
+
+    def delta_nm(self, action) -> np.ndarray:
+        "The torque change (Nm, float64) a valid `action` asks for, before any limit: see `encoding`."
+        a = self.validate(action).astype(np.float64)
+        return self.budget_nm * ((a - 1.0) / 2.0 if self._halved else a)
+
     def apply(self, default_rows, action) -> np.ndarray:
         "Torque rows in Nm (float64) from the default map rows `(rows, columns)` in Nm and a valid `action`."
         base = _as_float(default_rows, "default_rows")
@@ -197,9 +212,8 @@ class ActionSpec(BaseModel):
             raise DataError(f"default_rows: shape {_shape_text(base.shape)}, expected ({self.rows}, {self.columns}) = (rows, columns)")
         bad = ~np.isfinite(base)
         if bad.any(): raise DataError(f"default_rows: {int(bad.sum())} non-finite torque value(s), e.g. {_example(base[bad][0])}")
-        a = self.validate(action).astype(np.float64)
         upper = base if self.only_lower else base + self.budget_nm
-        return np.clip(base + self.budget_nm * a, base - self.budget_nm, upper)
+        return np.clip(base + self.delta_nm(action), base - self.budget_nm, upper)
 
 # %% ../../nbs/01_data.core.ipynb 24
 def _rows_like(spec: ActionSpec, rows, what: str) -> np.ndarray:
@@ -242,15 +256,16 @@ def apply_safe(self: ActionSpec, default_rows, action) -> np.ndarray:
 
 @patch
 def action_for(self: ActionSpec, default_rows, torque_rows) -> np.ndarray:
-    "The action (float32, `(rows, columns)`) whose `apply` gives `torque_rows`: `(torque - default) / budget_nm`; the applied action of a flashed map."
+    "The action (float32, `(rows, columns)`) whose `apply` gives `torque_rows` (the inverse of `delta_nm`); the applied action of a flashed map."
     base = _rows_like(self, default_rows, "default_rows")
     y = _rows_like(self, torque_rows, "torque_rows")
     if y.shape != base.shape or base.shape != self.shape:
         raise DataError(f"torque_rows {_shape_text(y.shape)} and default_rows {_shape_text(base.shape)}: expected {self.shape}")
-    return np.clip((y - base) / self.budget_nm, -1.0, 1.0).astype(np.float32)
+    a = (y - base) / self.budget_nm
+    return np.clip(2.0 * a + 1.0 if self._halved else a, -1.0, 1.0).astype(np.float32)
 
 
-# %% ../../nbs/01_data.core.ipynb 27
+# %% ../../nbs/01_data.core.ipynb 29
 SAFETY_RULES = ("monotone", "zero pedal", "budget", "only lower")
 "The rules every torque map that reaches a VCU keeps, as `ActionSpec.map_problems` names them."
 
@@ -276,7 +291,7 @@ def map_problems(self: ActionSpec, default_rows, torque_rows, tol_nm: float = 1e
     return out
 
 
-# %% ../../nbs/01_data.core.ipynb 30
+# %% ../../nbs/01_data.core.ipynb 32
 class RewardSpec(BaseModel):
     "Reward = -(electric energy of the step, Wh) - speed_penalty * RMS speed-tracking error (km/h)."
     model_config = _SPEC_CONFIG
@@ -304,7 +319,7 @@ class RewardSpec(BaseModel):
             r -= self.speed_penalty * float(np.sqrt(np.mean(e ** 2)))
         return r
 
-# %% ../../nbs/01_data.core.ipynb 34
+# %% ../../nbs/01_data.core.ipynb 36
 class ObservationMeta(BaseModel):
     "What a stream of records means: vehicle, driver, site time zone, and the state/action/reward specs."
     model_config = _SPEC_CONFIG
@@ -352,7 +367,7 @@ def cloud_truck_meta(vehicle: str = "sim-truck", driver: str = "sim-driver", tim
     "Meta for the cloud truck: state of 200 samples at 50 Hz x [velocity, thrust, brake] (600 values)."
     return _meta(CLOUD_TRUCK_STATE, vehicle, driver, timezone, action, reward)
 
-# %% ../../nbs/01_data.core.ipynb 38
+# %% ../../nbs/01_data.core.ipynb 40
 record_columns: tuple[str, ...] = ("vehicle", "driver", "episode_start", "step", "state", "action",
                                    "reward", "next_state", "terminal")
 INDEX_NAME = "timestamp"
@@ -398,7 +413,7 @@ def _check_terminal(terminal, what="terminal") -> np.ndarray:
     if arr.dtype.kind != "b": raise DataError(f"{what} = {terminal!r}: expected a bool")
     return arr
 
-# %% ../../nbs/01_data.core.ipynb 41
+# %% ../../nbs/01_data.core.ipynb 43
 def make_record(meta: ObservationMeta, *, timestamp, step: int, episode_start, state, action, reward: float,
                 next_state, terminal: bool) -> pd.DataFrame:
     "One transition (s, a, r, s', terminal) as a one-row DataFrame indexed by its tz-aware `timestamp`, checked against `meta`."
@@ -429,7 +444,7 @@ def records_from_arrays(meta: ObservationMeta, *, timestamp, episode_start, step
     return _frame(meta, ts, cols["episode_start"], cols["step"], cols["state"], cols["action"], cols["reward"],
                   cols["next_state"], cols["terminal"])
 
-# %% ../../nbs/01_data.core.ipynb 47
+# %% ../../nbs/01_data.core.ipynb 49
 def _check_columns(df, what: str):
     if not isinstance(df, pd.DataFrame): raise DataError(f"{what}: expected a record DataFrame, got {type(df).__name__}")
     missing = [c for c in record_columns if c not in df.columns]
@@ -477,7 +492,7 @@ def check_episode(episode: pd.DataFrame, meta: ObservationMeta | None = None) ->
         meta.action.validate_batch(arrays["action"], "episode.action")
         meta.state.validate_batch(arrays["next_state"], "episode.next_state")
 
-# %% ../../nbs/01_data.core.ipynb 51
+# %% ../../nbs/01_data.core.ipynb 53
 def make_episode(records, meta: ObservationMeta | None = None) -> pd.DataFrame:
     "One episode DataFrame from records (a DataFrame or an iterable of them), checked by `check_episode`."
     frames = [records] if isinstance(records, pd.DataFrame) else list(records)

@@ -132,7 +132,7 @@ class Cruncher:
         self._cols = dict(current=current, voltage=voltage, speed_error=speed_error)
         self._period_ns = 1e9 / meta.state.sample_hz
         self.reports = BlockingQueue(reports_maxsize, timeout=5.0, name=f"{name} flash reports")
-        self.zero_action = np.zeros(meta.action.shape, np.float32)
+        self.zero_action = meta.action.stock_action          # the action that leaves the stock map
         init = self.zero_action if initial_action is None else meta.action.validate(initial_action, "initial_action")
         self._tl_keys: list[int] = [-(2 ** 63)]        # timeline of confirmed actions: applied-at (ns), sorted
         self._tl_actions: list[np.ndarray] = [init]
@@ -372,10 +372,11 @@ def _store_episode(self: Cruncher) -> None:
     self.last_episode = episode
     self.counts["episodes_stored"] += 1
     self.counts["records_stored"] += n
-    if self.collector is not None:
-        if self.collect == "episodes": self.collector.collect({"s": s, "a": a, "r": r, "s2": s2, "terminal": terminal})
+    if self.collector is not None:      # for learning, a drive's end is a time limit: no step is terminated, targets bootstrap
+        live = np.zeros(n, bool)
+        if self.collect == "episodes": self.collector.collect({"s": s, "a": a, "r": r, "s2": s2, "terminal": live})
         else:
-            for i in range(n): self.collector.collect({"s": s[i], "a": a[i], "r": r[i], "s2": s2[i], "terminal": bool(terminal[i])})
+            for i in range(n): self.collector.collect({"s": s[i], "a": a[i], "r": r[i], "s2": s2[i], "terminal": False})
     if self.on_episode is not None: self.on_episode(episode)
     what = f"{self.name}: episode of {episode.episode_start.iloc[0].isoformat()} closed: {n} record(s), reward {float(r.sum()):.3f} Wh"
     if self.pool is None:
@@ -463,13 +464,13 @@ def _event_in_order(self: Cruncher, stamp: int, item, frames) -> None:
 
 # %% ../../nbs/07_dataflow.cruncher.ipynb 75
 class StockMap:
-    "The policy of a drive recorded on the truck's own map: always the zero action (no row lowered)."
-    def __init__(self, shape): self.zero = np.zeros(shape, np.float32)
+    "The policy of a drive recorded on the truck's own map: always the stock action (no row lowered)."
+    def __init__(self, stock_action): self.zero = np.asarray(stock_action, np.float32)
     def act(self, obs) -> np.ndarray: return self.zero
 
 def store_recorded_drive(frames, meta: ObservationMeta, pool, name: str = "recorded drive") -> dict:
-    "Store the state frames of a recorded drive as one episode of `meta` in `pool`, with the zero action; the Cruncher's counters."
-    cr = Cruncher(meta, StockMap(meta.action.shape), pool, name=name, reset_on_begin=False)
+    "Store the state frames of a recorded drive as one episode of `meta` in `pool`, with the stock action; the Cruncher's counters."
+    cr = Cruncher(meta, StockMap(meta.action.stock_action), pool, name=name, reset_on_begin=False)
     begun = False
     for f in frames:
         if not begun: cr.handle("begin", f.index[0]); begun = True

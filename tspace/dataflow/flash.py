@@ -28,8 +28,8 @@ class FlashPath:
         self.stats = {"written": 0, "superseded": 0, "failed": 0, "projected": 0}   # projected: writes the safe-map projection changed
 
     def plan(self, req: FlashRequest) -> tuple[int, np.ndarray, np.ndarray]:
-        "(first row, safe torque rows in Nm, applied action) for `req`: the whole stock map and the zero action for a reset."
-        if req.reset: return 0, np.array(self.stock.table, dtype=float), np.zeros(self.spec.shape, np.float32)
+        "(first row, safe torque rows in Nm, applied action) for `req`: the whole stock map and the stock action for a reset."
+        if req.reset: return 0, np.array(self.stock.table, dtype=float), self.spec.stock_action
         v = req.velocity_kmh if req.velocity_kmh is not None and math.isfinite(req.velocity_kmh) else 0.0
         start = self.stock.window(v, self.spec.rows)
         stock_rows = self.stock.table[start:start + self.spec.rows]

@@ -230,7 +230,7 @@ class FlashRequest:
     velocity_kmh: float | None = None          # speed at decision time, for the torque-map speed window
     episode_start: pd.Timestamp | None = None
     step: int | None = None
-    reset: bool = False                        # True: restore the stock map (the zero action)
+    reset: bool = False                        # True: restore the stock map (the stock action)
 
     def __post_init__(self):
         a = np.array(self.action, dtype=np.float32, copy=True)

@@ -17,10 +17,11 @@ __all__ = ['Policy', 'VehiclePipeline', 'policy_score', 'EnvScorer', 'DriverPipe
 
 # %% ../../nbs/08_loop.vehicle.ipynb 4
 class Policy:
-    "What the Cruncher's `act(state)` does for the drive in progress: `train` (agent + noise), `eval` (agent, no noise) or `stock` (zero action)."
-    def __init__(self, agent, action_shape):
+    "What the Cruncher's `act(state)` does for the drive in progress: `train` (agent + noise), `eval` (agent, no noise) or `stock` (the stock action)."
+    def __init__(self, agent, stock):
+        "`stock`: the action that keeps the stock map (an `ActionSpec.stock_action`), or an action shape for all zeros."
         self.agent, self.mode = agent, "train"
-        self.zero = np.zeros(action_shape, np.float32)
+        self.zero = np.zeros(stock, np.float32) if isinstance(stock, tuple) else np.asarray(stock, np.float32)
 
     def act(self, obs, explore: bool | None = None) -> np.ndarray:
         if self.mode == "stock" or self.agent is None: return self.zero
@@ -58,7 +59,8 @@ class VehiclePipeline(Pipeline):
         if ep is None or len(ep) == 0:
             raise DataError(f"drive {row['drive']} of {cycle!r}: the Cruncher stored no episode within {self.episode_timeout_s:g} s of the cycle's end")
         a = episode_arrays(ep)
-        return EpisodeData(a["s"], a["a"], a["r"], a["terminal"], np.zeros(len(a["r"]), bool), a["s2"], id=self.count)
+        n = len(a["r"])                          # a drive ends at a time limit: its last step is truncated, none terminated
+        return EpisodeData(a["s"], a["a"], a["r"], a["terminal"], np.arange(n) == n - 1, a["s2"], id=self.count)
 
     def state_dict(self) -> dict: return {"count": self.count}
     def load_state_dict(self, state) -> None: self.count = int(state.get("count", 0))

@@ -39,7 +39,7 @@ class TruckEnergyEnv(gym.Env):
         if scenario is not None:      # "cycle" or "following" (`sim.traffic`); overrides `driver.scenario`
             driver = DriverModelParams.model_validate({**(driver or DriverModelParams()).model_dump(), "scenario": scenario})
         self.state_spec = state_spec if state_spec is not None else FIELD_TRUCK_STATE
-        self.action_spec = action_spec if action_spec is not None else ActionSpec()
+        self.action_spec = action_spec if action_spec is not None else ActionSpec(encoding="span")
         self.reward_spec = RewardSpec(speed_penalty=speed_penalty)
         unknown = [n for n in self.state_spec.names if n not in SIGNALS]
         if unknown: raise DataError(f"state signals {unknown} are not simulated; the simulator gives {list(SIGNALS)}")
@@ -115,7 +115,7 @@ def step(self: TruckEnergyEnv, action):
             "applied_action": self.action_spec.action_for(stock_rows, rows),
             "time_s": self.sim.time_s, "cycle": self.sim.cycle.name}
     if self._done and self.sim.following_report() is not None: info["following"] = self.sim.following_report().as_dict()
-    return self._obs.copy(), float(reward), self._done, False, info
+    return self._obs.copy(), float(reward), False, self._done, info   # the cycle's end is a time limit: truncated
 
 if ENV_ID not in gym.registry:
     gym.register(id=ENV_ID, entry_point="tspace.sim.env:TruckEnergyEnv")
@@ -123,8 +123,8 @@ if ENV_ID not in gym.registry:
 # %% ../../nbs/05_sim.env.ipynb 11
 def run_episode(env: TruckEnergyEnv, policy: Callable[[np.ndarray], np.ndarray] | None = None,
                 cycle: str | Cycle | None = None, seed: int | None = 0) -> dict:
-    "Drive one episode of `env` with `policy(obs) -> action` (default: zeros, the stock map); totals of the run."
-    zero = np.zeros(env.action_spec.shape, dtype=np.float32)
+    "Drive one episode of `env` with `policy(obs) -> action` (default: the stock action); totals of the run."
+    zero = env.action_spec.stock_action
     obs, info = env.reset(seed=seed, options={"cycle": cycle} if cycle is not None else None)
     energy = dist = reward = sq = 0.0; n = steps = 0
     done = False
