@@ -47,7 +47,7 @@ from common import (call_latency, evaluate, latency_report, markdown_table, one_
 
 ALGOS = ("ddpg", "td3", "sac")
 TRUCK = dict(steps=15_000, learning_starts=2_000, gamma=0.99, lr=1e-3, tau=0.005, batch_size=256, noise_sigma=0.1, hidden=(400, 300),
-             encoding="span", reward_scale=1.0)
+             encoding="span", reward_scale=1.0, reward_center=False)
 "The truck budget of issue 21, the same for every run (buffer_size: every step)."
 TRUCK_SB3_ALGOS = ("td3", "sac")
 "The SB3 runs on the truck (issue 21: tspace DDPG, TD3, SAC against SB3 TD3 and SAC)."
@@ -86,6 +86,8 @@ def parse_args(argv=None):
                    help="truck: how an action value becomes a torque change (ActionSpec.encoding), the same for both libraries")
     p.add_argument("--reward-scale", type=float, default=TRUCK["reward_scale"],
                    help="truck: rewards times this for learning, both libraries (tspace: AgentConfig.reward_scale; SB3: a reward wrapper)")
+    p.add_argument("--reward-center", action="store_true",
+                   help="truck, tspace only: AgentConfig.reward_center (rewards minus their running mean in every update); SB3 has no such option")
     p.add_argument("--quick", action="store_true", help="tiny budget smoke run (< 3 minutes): checks the plumbing, not the figures")
     p.add_argument("--sb3-worker", type=str, default=None, help=argparse.SUPPRESS)   # internal: one SB3 job (JSON), prints JSON
     a = p.parse_args(argv)
@@ -109,7 +111,7 @@ def hyperparams(env: str, algo: str, args) -> dict:
     if env == "truck":
         hp = {**TRUCK, "steps": args.steps or TRUCK["steps"], "learning_starts": args.warmup if args.warmup is not None else TRUCK["learning_starts"]}
         hp["buffer_size"] = hp["steps"]
-        hp["encoding"], hp["reward_scale"] = args.encoding, args.reward_scale
+        hp["encoding"], hp["reward_scale"], hp["reward_center"] = args.encoding, args.reward_scale, args.reward_center
         if algo == "sac": hp["noise_sigma"] = None
         return hp
     hp = dict(PENDULUM["sac" if algo == "sac" else "td3"])
@@ -149,7 +151,7 @@ def truck_eval(policy=None, encoding: str = TRUCK["encoding"]) -> dict:
     from tspace.sim.cycles import HELDOUT_CYCLE
     from tspace.sim.env import run_episode
     r = run_episode(truck_env(HELDOUT_CYCLE, encoding), policy, seed=0)
-    return {k: float(r[k]) for k in ("wh_per_km", "speed_rmse_kmh", "distance_km")}
+    return {k: float(r[k]) for k in ("wh_per_km", "speed_rmse_kmh", "distance_km", "reward")}   # reward: the held-out return, unscaled
 
 
 def best_static_saving_pct() -> tuple[float, str]:
@@ -190,6 +192,7 @@ def tspace_agent(algo: str, hp: dict, seed: int, observation_space, action_space
     if hp["noise_sigma"] is not None: fields.update(noise="gaussian", noise_sigma=hp["noise_sigma"])
     if algo == "sac": fields["temperature_lr"] = hp["lr"]
     if hp.get("reward_scale", 1.0) != 1.0: fields["reward_scale"] = hp["reward_scale"]
+    if hp.get("reward_center"): fields["reward_center"] = True
     if xla is not None: fields[xla_field()] = xla
     spec = AgentSpec.from_spaces(observation_space, action_space)
     return make_agent(spec, AgentConfig(**fields), learning_starts=hp["learning_starts"])
@@ -303,7 +306,8 @@ def run_line(env: str, lib: str, algo: str, seed: int, r: dict, stock: dict | No
     "One progress line for a finished run."
     head = f"  {env} seed {seed} {label(lib, algo):<12}"
     if "error" in r: return f"{head} FAILED: {r['error']}"
-    what = (f"{r['wh_per_km']:8.2f} Wh/km ({saving_pct(r['wh_per_km'], stock['wh_per_km']):+.2f} %), RMSE {r['speed_rmse_kmh']:.2f} km/h"
+    what = (f"{r['wh_per_km']:8.2f} Wh/km ({saving_pct(r['wh_per_km'], stock['wh_per_km']):+.2f} %), RMSE {r['speed_rmse_kmh']:.2f} km/h, "
+            f"return {r['reward'] - stock['reward']:+.1f} Wh over stock's"
             if env == "truck" else f"return {r['return']:8.1f}")
     xla = "" if "xla" not in r else f", XLA {'on' if r['xla'] else 'off'}"
     return f"{head} {what}, {r['grad_steps_s']:6.1f} grad steps/s ({r['updates']} updates{xla}, {r['wall_s']:.0f} s)"
@@ -318,13 +322,15 @@ def truck_table(results: dict, seeds: list[int], stock: dict, static_pct: float)
         ok = {s: r for s, r in per_seed.items() if "error" not in r}
         cells = [f"{ok[s]['wh_per_km']:.2f} ({saving_pct(ok[s]['wh_per_km'], stock['wh_per_km']):.2f} %)" if s in ok else "failed" for s in seeds]
         if not ok:
-            rows.append([label(lib, algo), *cells, "", "", "", ""])
+            rows.append([label(lib, algo), *cells, "", "", "", "", ""])
             continue
         savings[(lib, algo)] = {s: saving_pct(r["wh_per_km"], stock["wh_per_km"]) for s, r in ok.items()}
         rows.append([label(lib, algo), *cells, f"{np.mean(list(savings[(lib, algo)].values())):.2f} %",
                      f"{np.mean([saving_pct(r['wh_per_km'], static_wh) for r in ok.values()]):+.2f} %",
-                     f"{np.mean([r['speed_rmse_kmh'] for r in ok.values()]):.2f}", spread([r["grad_steps_s"] for r in ok.values()])])
-    header = ["run", *[f"seed {s} Wh/km (saving)" for s in seeds], "mean saving", "mean saving vs best static map", "speed RMSE km/h", "grad steps/s"]
+                     f"{np.mean([r['speed_rmse_kmh'] for r in ok.values()]):.2f}",
+                     f"{np.mean([r['reward'] - stock['reward'] for r in ok.values()]):+.1f}", spread([r["grad_steps_s"] for r in ok.values()])])
+    header = ["run", *[f"seed {s} Wh/km (saving)" for s in seeds], "mean saving", "mean saving vs best static map", "speed RMSE km/h",
+              "return over stock's, Wh (what the agents maximise)", "grad steps/s"]
     return markdown_table(header, rows), savings
 
 
@@ -465,7 +471,7 @@ def main(argv=None) -> int:
         static_pct, static_src = best_static_saving_pct()
         print(f"\n== truck: {hp['steps']} steps, {hp['learning_starts']} random warm-up steps, gamma {hp['gamma']}, lr {hp['lr']}, "
               f"batch {hp['batch_size']}, net {hp['hidden']}, noise {hp['noise_sigma']} (not SAC), action encoding {hp['encoding']}, "
-              f"reward scale {hp['reward_scale']:g}; held-out cycle: stock map "
+              f"reward scale {hp['reward_scale']:g}, reward centring {'on (tspace)' if hp['reward_center'] else 'off'}; held-out cycle: stock map "
               f"{stock['wh_per_km']:.2f} Wh/km, RMSE {stock['speed_rmse_kmh']:.2f} km/h; best static map saves {static_pct:.2f} % ({static_src})")
         for seed in args.seeds:
             for algo in args.algos:

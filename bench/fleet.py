@@ -16,7 +16,11 @@ Prints:
   each run checks 0 lost and 0 duplicated records;
 - weight broadcast: time until all of k = 1, 4, 16 clients hold a new version of a DDPG actor's weights (90-256-256-68);
 - inference: p50/p99 latency and throughput of `act` with 1, 4 and 16 client processes against the same NumPy actor
-  called locally.
+  called locally;
+- fleet (`--parts fleet`, needs Ray): episodes per wall-clock minute reaching the learner with 1, 2 and 4 simulated
+  trucks on a local Ray (`dist.fleet.run_fleet`, a DDPG learner of 64-64 units), counted from the moment every truck
+  actor is up; efficiency = rate(N) / (N x rate(1)), the 1-truck run of the same invocation as the baseline. The
+  trucks, the learner and Ray share this machine's cores, so the gain is bounded by them.
 agentlace's servers bind every interface; here they are bound to 127.0.0.1 so that nothing leaves this host.
 """
 import argparse, multiprocessing as mp, statistics, tempfile, threading, time
@@ -312,7 +316,9 @@ def main():
     ap.add_argument("--records", type=int, default=2000, help="records each client sends")
     ap.add_argument("--batch", type=int, default=50, help="records per message")
     ap.add_argument("--quick", action="store_true", help="fewer repeats and requests")
-    ap.add_argument("--parts", default="ingest,broadcast,inference", help="which parts to run, comma-separated")
+    ap.add_argument("--parts", default="ingest,broadcast,inference,fleet", help="which parts to run, comma-separated")
+    ap.add_argument("--fleet-episodes", type=int, default=8, help="fleet: episodes each truck delivers")
+    ap.add_argument("--fleet-steps", type=int, default=40, help="fleet: state frames per episode")
     a = ap.parse_args()
     try:
         import agentlace.trainer  # noqa: F401
@@ -324,6 +330,7 @@ def main():
     if "ingest" in parts: ingest(a, have_agentlace)
     if "broadcast" in parts: broadcast(a, have_agentlace)
     if "inference" in parts: inference(a)
+    if "fleet" in parts: fleet(a)
 
 
 def ingest(a, have_agentlace):
@@ -357,6 +364,31 @@ def inference(a):
     for k in (1, 4, 16):
         p50, p99, thr = isolated(inference_run, k, n if k < 16 else n // 4)
         print(f"{f'{k} client(s)':>14} {p50 * 1e3:>8.3f} {p99 * 1e3:>8.3f} {thr:>9.0f}", flush=True)
+
+
+def fleet_run(trucks: int, episodes: int, steps: int) -> dict:
+    from tspace.config.run import RunConfig
+    from tspace.dist.fleet import run_fleet
+    cfg = RunConfig.model_validate({"agent": {"kind": "ddpg", "hidden_units": [64, 64]},
+                                    "dist": {"trainer_port": free_port(), "weights_port": free_port(), "inference_port": free_port()}})
+    with tempfile.TemporaryDirectory() as d:
+        r = run_fleet(cfg, trucks, episodes, steps=steps, pool_url=str(Path(d) / "pool"))
+    return {k: r[k] for k in ("wall_s", "match", "stored", "updates", "duplicates")}
+
+
+def fleet(a):
+    try: import ray  # noqa: F401
+    except ImportError:
+        print("\nfleet: Ray is not installed (pip install 'tspace[dist]'): skipped"); return
+    print(f"\nfleet on a local Ray: {a.fleet_episodes} episodes of {a.fleet_steps} frames per truck (episodes per wall-clock minute at the learner)")
+    print(f"{'trucks':>8} {'episodes/min':>13} {'efficiency':>11} {'updates':>8}   checks")
+    base = None
+    for n in (1, 2, 4):
+        r = isolated(fleet_run, n, a.fleet_episodes, a.fleet_steps)
+        rate = n * a.fleet_episodes / r["wall_s"] * 60
+        base = base or rate
+        print(f"{n:>8} {rate:>13.1f} {rate / (n * base):>10.2f}x {r['updates']:>8}   "
+              f"pool = trucks' counts: {r['match']}, {r['stored']} records, {r['duplicates']} duplicates", flush=True)
 
 
 if __name__ == "__main__":

@@ -225,3 +225,24 @@ def test_report_of_a_folder_that_is_not_a_run_directory_exits_2(tmp_path):
                                 "it has no drives.csv and no summary.json")
     (tmp_path / "drives.csv").write_text("drive\n")
     assert "it has no summary.json" in tspace_cli("report", str(tmp_path)).stderr
+
+
+def test_collect_then_offline_td3bc_evaluates_on_the_heldout_cycle(tmp_path):
+    "tspace collect fills a pool with stock-map drives of the simulator; tspace train --algo td3bc learns from it, evaluates on the held-out cycle and saves a checkpoint that loads."
+    import numpy as np
+    from tspace.agent.dpg import load_agent
+    pool = str(tmp_path / "pool")
+    r = tspace_cli("collect", "--out", pool, "--behaviour", "stock", "--episodes", "2", "--cycle", "triangle", "--max-steps", "10")
+    assert r.returncode == 0 and "collected 20 record(s) in 2 episode(s)" in r.stdout, r.stderr[-2000:]
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text("[agent]\nhidden_units = [16, 16]\nbatch_size = 8\n")
+    r = subprocess.run([TSPACE, "train", "--data", pool, "--config", str(cfg), "--algo", "td3bc", "--updates", "10", "--eval-every", "5",
+                        "--out", str(tmp_path / "ck")], capture_output=True, text=True, env=clean_env(), timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "learned from 20 record(s) in 2 episode(s)" in r.stdout and "states normalised by the dataset" in r.stdout, r.stdout
+    evals = [l for l in r.stdout.splitlines() if l.startswith("after ")]
+    assert [l.split()[1] for l in evals] == ["5", "10"] and all("held-out hwfet" in l and "stock map" in l for l in evals), r.stdout
+    assert "bc_loss" in r.stdout and "no held-out evaluation" not in r.stdout
+    agent = load_agent(tmp_path / "ck")
+    assert type(agent).__name__ == "TD3BC" and agent.updates == 10
+    assert np.abs(agent.state_normalisation[1] - 1).max() > 0.01          # the dataset's statistics, not the identity

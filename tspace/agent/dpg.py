@@ -65,6 +65,7 @@ class DPGAgent:
         self.updates = 0          # gradient updates done
         self.observed = 0         # steps given to observe()
         self._credit = 0.0        # fractional updates owed by updates_per_step
+        self.reward_sum = 0.0     # sum of the rewards given to observe(): their mean centres the rewards (`reward_center`)
         self._build()
 
     @classmethod
@@ -171,6 +172,7 @@ def observe(self: DPGAgent, item) -> int:
             raise AgentError("observe: a single transition given to an episode-based agent; observe whole episodes")
         self.buffer.add({k: v[0] for k, v in ep.items()} if single else ep)
         n += len(ep["r"])
+        self.reward_sum += float(np.sum(ep["r"], dtype=np.float64))
     self.observed += n
     return n
 
@@ -223,9 +225,14 @@ def learn(self: DPGAgent, data=None, stop=None) -> dict[str, float]:
 
 @patch
 def _rescaled(self: DPGAgent, b: dict) -> dict:
-    "The batch with its rewards times `config.reward_scale`; the buffer keeps them as observed."
-    s = self.config.reward_scale
-    return b if s == 1.0 else {**b, "r": np.asarray(b["r"], np.float32) * np.float32(s)}
+    "The batch with its rewards centred (`config.reward_center`: minus `reward_mean`) and times `config.reward_scale`; the buffer keeps them as observed."
+    s, c = self.config.reward_scale, self.reward_mean if self.config.reward_center else 0.0
+    return b if s == 1.0 and c == 0.0 else {**b, "r": (np.asarray(b["r"], np.float32) - np.float32(c)) * np.float32(s)}
+
+@patch(as_prop=True)
+def reward_mean(self: DPGAgent) -> float:
+    "Mean reward of all steps given to `observe` (0 before the first)."
+    return self.reward_sum / self.observed if self.observed else 0.0
 
 @patch
 def _finish(self: DPGAgent, results: list[dict[str, float]]) -> dict[str, float]:
@@ -249,7 +256,7 @@ def save(self: DPGAgent, path) -> Path:
             "kind": self.kind, "tspace_version": __version__,
             "spec": self.spec.to_dict(), "config": self.config.model_dump(mode="json"), "options": self.options,
             "noise": self.noise.get_state(), "updates": self.updates, "observed": self.observed,
-            "credit": self._credit, "extra": self._extra_state()})
+            "credit": self._credit, "reward_sum": self.reward_sum, "extra": self._extra_state()})
         self._save_arrays(d)
     log.info("%s saved to %s (%d updates)", type(self).__name__, path, self.updates)
     return Path(path)
@@ -271,6 +278,7 @@ def load(self: DPGAgent, path) -> DPGAgent:
     self.config, self.options = cfg, self._check_options(meta["options"])
     self.noise.set_state(meta["noise"])
     self.updates, self.observed, self._credit = int(meta["updates"]), int(meta["observed"]), float(meta["credit"])
+    self.reward_sum = float(meta.get("reward_sum", 0.0))
     self._set_extra_state(meta.get("extra", {}))
     self._apply_hyperparams()
     log.info("%s loaded from %s (%d updates)", type(self).__name__, d, self.updates)

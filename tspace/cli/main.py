@@ -8,8 +8,9 @@ import contextlib, io, sys
 from typing import Callable, NamedTuple
 from fastcore.script import anno_parser
 import tspace
-from . import config, pool, serve
+from . import batch, config, embed, pool, serve
 from .doctor import doctor
+from .fleet import fleet
 from .flash import flash
 from .monitor import monitor
 from .replay import replay
@@ -17,6 +18,7 @@ from .report import report
 from .run import run
 from .sim import sim
 from .train import train
+from .collect import collect
 
 # %% auto 0
 __all__ = ['COMMANDS', 'usage', 'find_command', 'underscored', 'call_command', 'main', 'Invocation', 'invoke']
@@ -28,12 +30,20 @@ COMMANDS = {
     ("replay",): replay,
     ("report",): report,
     ("train",): train,
+    ("collect",): collect,
     ("monitor",): monitor,
     ("flash",): flash,
     ("doctor",): doctor,
+    ("fleet",): fleet,
     ("serve", "trainer"): serve.trainer,
     ("serve", "inference"): serve.inference,
+    ("serve", "edge"): serve.edge,
     ("pool", "info"): pool.info,
+    ("embed",): embed.embed,
+    ("similar",): embed.similar,
+    ("batch", "infer"): batch.infer,
+    ("batch", "score"): batch.score,
+    ("batch", "embed"): batch.embed,
     ("config", "show"): config.show,
     ("config", "check"): config.check,
 }

@@ -29,33 +29,56 @@ def _checkpoint_dir(url: str, kind: str) -> Path:
     from tspace.report import new_run_dir
     return new_run_dir(url.removeprefix("file://"), f"offline-{kind}") / "checkpoint"
 
+def _simulated_records(cfg, pool, vehicle, driver, start, end) -> bool:
+    "Whether the selected records are the config's simulated truck's: then the policy can be evaluated on the held-out cycle."
+    if cfg.vehicle.interface != "sim": return False
+    return set(pool.episodes(vehicle=vehicle, driver=driver, start=start, end=end)["vehicle"]) == {cfg.vehicle.id}
+
+def _time_bound(value: str | None, what: str):
+    from tspace.data.time import parse_time
+    return None if value is None else parse_time(value, what=what)
+
 # %% ../../nbs/11_cli.train.ipynb 6
 def train(data: Param("pool to learn from (default: the config's storage.url)", str) = None,
           config: config_option("; its vehicle gives the state and action shapes") = None,
-          agent: Param("agent: ddpg, rdpg, td3, sac or transformer (default: the config's agent.kind)", str) = None,
+          agent: Param("agent: ddpg, rdpg, td3, sac, transformer, td3bc or iql (default: the config's agent.kind)", str) = None,
+          algo: Param("offline algorithm: td3bc, iql or ddpg (the same as --agent)", str) = None,
           checkpoint: Param("continue from this agent checkpoint (default: a new agent)", str) = None,
           updates: Param("gradient updates after observing the pool", int) = 1000,
           vehicle: Param("learn from this vehicle's records only", str) = None,
           driver: Param("learn from this driver's records only", str) = None,
+          start: Param("learn from records at or after this time (ISO 8601 with a zone)", str) = None,
+          end: Param("learn from records before this time (ISO 8601 with a zone)", str) = None,
+          eval_every: Param("simulator pools: evaluate on the held-out cycle every N updates (0: after the last only)", int) = 0,
           out: Param("checkpoint folder to write (default: DATA/_runs/<time>-offline-<agent>-<id>/checkpoint)", str) = None):
     "Train an agent offline from the records in a pool; save a checkpoint."
-    import time
-    from tspace.loop.offline import train_offline
+    from tspace.loop.offline import train_offline, heldout_evaluator
     from tspace.system.errors import AgentError, StorageError
     from tspace.system.log import setup_logging
     with bad_input_exits("train", StorageError, AgentError, FileNotFoundError):
-        cfg = load_config_with(config, {"agent.kind": agent, "storage.url": data})
+        if agent and algo and agent != algo: raise ConfigError(f"--agent {agent!r} and --algo {algo!r}: give one of them")
+        cfg = load_config_with(config, {"agent.kind": algo or agent, "storage.url": data})
         setup_logging(cfg.log_level, cfg.log_json)
+        t_start, t_end = _time_bound(start, "--start"), _time_bound(end, "--end")
         pool = _training_pool(cfg.storage, out)
+        sim = _simulated_records(cfg, pool, vehicle, driver, t_start, t_end)
         from tspace.agent.dpg import load_agent, make_agent
         learner = load_agent(checkpoint) if checkpoint else make_agent(cfg.observation_meta(), cfg.agent)
-        t0 = time.monotonic()
-        res = train_offline(learner, pool, updates, vehicle, driver)
+        evaluate = heldout_evaluator(cfg.vehicle, cfg.driver.behaviour, cfg.reward.speed_penalty) if sim else None
+        res = train_offline(learner, pool, updates, vehicle, driver, start=t_start, end=t_end, evaluate=evaluate, eval_every=eval_every)
     for path in res["damaged_files"]: print(f"tspace train: warning: damaged pool file skipped: {pool.damaged[path]}", file=sys.stderr)
     url = str(cfg.storage.url)
     dest = Path(out) if out else _checkpoint_dir(url, type(learner).__name__.lower())
     learner.save(dest)
+    rate = res["updates"] / res["seconds"] if res["seconds"] > 0 else float("nan")
     print(f"learned from {res['records']} record(s) in {res['episodes']} episode(s) of {url}: {res['updates']} update(s) in "
-          f"{time.monotonic() - t0:.1f} s, critic loss {res['critic_loss_first']:.4g} -> {res['critic_loss_last']:.4g}")
+          f"{res['seconds']:.1f} s ({rate:.0f}/s), critic loss {res['critic_loss_first']:.4g} -> {res['critic_loss_last']:.4g}"
+          + (", states normalised by the dataset" if res["state_normalised"] else ""))
+    print("losses (first tenth -> last tenth): " + ", ".join(f"{k} {res['losses_first'][k]:.4g} -> {v:.4g}" for k, v in res["losses_last"].items()))
+    for e in res["evaluations"]:
+        print(f"after {e['updates']} update(s): held-out {e['cycle']} {e['wh_per_km']:.2f} Wh/km, stock map {e['stock_wh_per_km']:.2f} Wh/km "
+              f"({e['saving_pct']:+.2f} % saved), speed RMSE {e['speed_rmse_kmh']:.2f} km/h")
+    if not sim: print(f"no held-out evaluation: the records are not of the simulated vehicle {cfg.vehicle.id!r} (vehicle.interface "
+                      f"{cfg.vehicle.interface!r}); offline losses only")
     print(f"checkpoint: {dest}")
     return 0

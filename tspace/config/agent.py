@@ -20,6 +20,9 @@ class AgentConfig(ConfigModel):
     gamma: float = Field(0.99, ge=0, le=1, description="discount factor per step")
     reward_scale: float = Field(1.0, gt=0, description="rewards are multiplied by this in every update (buffer and pool keep them as "
                                 "observed), so that critic targets are of order one; the truck's about -33 Wh per step wants about 0.03")
+    reward_center: bool = Field(False, description="subtract the mean of all observed rewards in every update (reward centering, Naik et al. 2024): "
+                                "the critic learns values around the average instead of a level of reward/(1 - gamma); the optimal policy is the "
+                                "same when no step is terminal (the truck: every drive ends by a time limit)")
     tau: float = Field(0.005, gt=0, le=1, description="soft target-update rate")
     batch_size: int = Field(64, ge=1, description="minibatch size, transitions (DDPG) or episodes (RDPG)")
     buffer_size: int = Field(100_000, ge=1, description="replay buffer capacity, transitions")

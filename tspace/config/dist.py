@@ -18,6 +18,7 @@ class DistConfig(ConfigModel):
     trainer_port: int = Field(5555, ge=1, le=65535, description="records, acknowledgements and hellos of the trainer server (TCP port)")
     weights_port: int = Field(5556, ge=1, le=65535, description="weight broadcasts of the trainer server (TCP port)")
     inference_port: int = Field(5557, ge=1, le=65535, description="requests of the inference server (TCP port)")
+    edge_port: int = Field(5558, ge=1, le=65535, description="frames, episode events and flash requests of an edge server, a truck served to an Avatar elsewhere (TCP port)")
     max_message_mb: float = Field(64.0, gt=0, description="largest message a server decodes, in MiB; larger ones are refused and counted")
     max_unacked: int = Field(256, ge=1, description="record batches a trainer client keeps unacknowledged before `send` blocks (count)")
     resend_after_s: float = Field(2.0, gt=0, description="a trainer client says hello again and resends when no acknowledgement came for this long, s")
@@ -32,8 +33,8 @@ class DistConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _distinct_ports(self):
-        ports = [self.trainer_port, self.weights_port, self.inference_port]
-        if len(set(ports)) < 3: raise ValueError(f"trainer_port, weights_port and inference_port must differ, got {ports}")
+        ports = [self.trainer_port, self.weights_port, self.inference_port, self.edge_port]
+        if len(set(ports)) < 4: raise ValueError(f"trainer_port, weights_port, inference_port and edge_port must differ, got {ports}")
         return self
 
     @property

@@ -36,6 +36,11 @@ KINDS: dict[str, dict[str, type | tuple]] = {
     "act":     {"obs": np.ndarray},
     "action":  {"action": np.ndarray, "version": int},
     "error":   {"reason": str},
+    "frame":   {"t": np.ndarray, "signals": np.ndarray, "names": list},   # edge: a state frame of the vehicle
+    "hmi":     {"status": str},                                           # edge: an episode event of the vehicle
+    "flash":   {"start": int, "rows": np.ndarray},                        # edge: torque rows to flash
+    "read_map": {},                                                       # edge: the map as the VCU holds it
+    "map":     {"table": np.ndarray},                                     # edge: the answer to flash or read_map
 }
 "Each kind of envelope and the type of each of its required fields (more fields are allowed)."
 

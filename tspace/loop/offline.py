@@ -5,6 +5,7 @@
 # %% ../../nbs/08_loop.offline.ipynb 3
 from __future__ import annotations
 import math
+import time
 import numpy as np
 from ..system.errors import StorageError, check_int
 from ..system.log import get_logger
@@ -12,31 +13,99 @@ from ..system.log import get_logger
 log = get_logger(__name__)
 
 # %% auto 0
-__all__ = ['log', 'train_offline']
+__all__ = ['log', 'BEHAVIOURS', 'train_offline', 'heldout_evaluator', 'behaviour_policy', 'collect_drives']
 
 # %% ../../nbs/08_loop.offline.ipynb 4
-def train_offline(agent, pool, updates: int, vehicle: str | None = None, driver: str | None = None, progress=None) -> dict:
-    "Observe every stored episode of `pool` (optionally of one `vehicle`/`driver`) into `agent`, then do `updates` updates; a summary dict."
-    check_int("updates", updates, 0)
-    episodes = pool.episodes(vehicle=vehicle, driver=driver)
+def _observe_pool(agent, pool, vehicle, driver, start, end) -> tuple[int, int, list[str]]:
+    "Observe the selected stored episodes into `agent`: (records observed, episodes read, damaged files)."
+    episodes = pool.episodes(vehicle=vehicle, driver=driver, start=start, end=end)
     if episodes.empty:
-        who = ", ".join(f"{k} {v!r}" for k, v in (("vehicle", vehicle), ("driver", driver)) if v) or "any vehicle"
+        who = ", ".join(f"{k} {v!r}" for k, v in (("vehicle", vehicle), ("driver", driver), ("start", start), ("end", end)) if v) or "any vehicle"
         raise StorageError(f"{pool!r}: no stored episode of {who}; nothing to learn from")
     observed, read = 0, 0
     for ep in episodes.itertuples():
-        records = pool.query(vehicle=ep.vehicle, driver=ep.driver, episode_start=ep.episode_start)
+        records = pool.query(vehicle=ep.vehicle, driver=ep.driver, episode_start=ep.episode_start, start=start, end=end)
         if len(records) == 0: continue               # its file(s) turned out damaged: the pool skipped them and warned
         observed += agent.observe(records)
         read += 1
     damaged = sorted(getattr(pool, "damaged", {}))
     if damaged: log.warning("skipped %d damaged file(s) of the pool: %s", len(damaged), ", ".join(damaged))
     if observed == 0: raise StorageError(f"{pool!r}: every stored episode is in a damaged file; nothing to learn from")
+    return observed, read, damaged
+
+def train_offline(agent, pool, updates: int, vehicle: str | None = None, driver: str | None = None, progress=None, *,
+                  start=None, end=None, evaluate=None, eval_every: int = 0) -> dict:
+    "Observe every stored episode of `pool` (optionally of one `vehicle`/`driver`, in `[start, end)`) into `agent`, then do `updates` updates; a summary dict."
+    check_int("updates", updates, 0)
+    check_int("eval_every", eval_every, 0)
+    observed, read, damaged = _observe_pool(agent, pool, vehicle, driver, start, end)
+    fit = getattr(agent, "fit_state_normalisation", None) if agent.updates == 0 else None   # a trained agent keeps its normalisation
+    if fit is not None: fit()                                      # offline agents: normalise by the dataset's statistics
     log.info("observed %d record(s) of %d episode(s); %d update(s) follow", observed, read, updates)
-    losses = []
+    losses, evaluations, t0 = [], [], time.monotonic()
     for i in range(updates):
-        losses.append(agent.learn()["critic_loss"])
+        losses.append(agent.learn())
         if progress is not None: progress(i + 1, updates)
-    head, tail = losses[: max(1, updates // 10)], losses[-max(1, updates // 10):]
+        if evaluate is not None and ((eval_every and (i + 1) % eval_every == 0) or i + 1 == updates):
+            evaluations.append({"updates": i + 1, **evaluate(agent)})
+            log.info("after %d update(s): %s", i + 1, evaluations[-1])
+    seconds = time.monotonic() - t0
+    k = max(1, updates // 10)
+    first = {key: float(np.mean([l[key] for l in losses[:k]])) for key in (losses[0] if losses else {}) if key != "updates"}
+    last = {key: float(np.mean([l[key] for l in losses[-k:]])) for key in first}
     return {"episodes": read, "records": observed, "updates": updates, "damaged_files": damaged,
-            "critic_loss_first": float(np.mean(head)) if losses else math.nan,
-            "critic_loss_last": float(np.mean(tail)) if losses else math.nan}
+            "state_normalised": fit is not None, "losses_first": first, "losses_last": last, "evaluations": evaluations,
+            "critic_loss_first": first.get("critic_loss", math.nan), "critic_loss_last": last.get("critic_loss", math.nan),
+            "seconds": seconds}
+
+# %% ../../nbs/08_loop.offline.ipynb 12
+def heldout_evaluator(vehicle_cfg, driver_params=None, speed_penalty: float = 0.0, cycle: str | None = None, seed: int = 1234):
+    "A callable `agent -> {wh_per_km, stock_wh_per_km, saving_pct, speed_rmse_kmh}`: noise-free drives of `cycle` (default: the held-out cycle)."
+    from tspace.sim.cycles import HELDOUT_CYCLE
+    from tspace.sim.env import TruckEnergyEnv, run_episode
+    cycle = cycle or HELDOUT_CYCLE
+    env = TruckEnergyEnv.from_vehicle(vehicle_cfg, cycle=cycle, driver=driver_params, speed_penalty=speed_penalty)
+    stock = run_episode(env, None, cycle, seed)
+    def evaluate(agent) -> dict:
+        r = run_episode(env, lambda o: agent.act(o, explore=False), cycle, seed)
+        return {"cycle": cycle, "wh_per_km": r["wh_per_km"], "stock_wh_per_km": stock["wh_per_km"],
+                "saving_pct": 100 * (1 - r["wh_per_km"] / stock["wh_per_km"]), "speed_rmse_kmh": r["speed_rmse_kmh"]}
+    return evaluate
+
+# %% ../../nbs/08_loop.offline.ipynb 15
+BEHAVIOURS = ("stock", "random", "checkpoint")
+"What `collect_drives` can drive with: the stock map, uniform random actions, a checkpoint's policy with noise."
+
+def behaviour_policy(behaviour: str, action_spec, agent=None, noise: float = 0.1, seed: int = 0):
+    "`obs -> action` in [-1, 1] for `behaviour` (one of `BEHAVIOURS`) and `action_spec` (a `data.core.ActionSpec`); `checkpoint` needs `agent` (its `act`)."
+    from tspace.system.errors import ConfigError, check_number
+    if behaviour not in BEHAVIOURS: raise ConfigError(f"behaviour = {behaviour!r}: expected one of {list(BEHAVIOURS)}")
+    noise = check_number("noise", noise, ge=0)
+    rng, action_shape = np.random.default_rng(seed), action_spec.shape
+    if behaviour == "stock": return lambda obs: action_spec.stock_action
+    if behaviour == "random": return lambda obs: rng.uniform(-1, 1, action_shape).astype(np.float32)
+    if agent is None: raise ConfigError("behaviour = 'checkpoint': needs a checkpoint (an agent to drive with)")
+    return lambda obs: np.clip(agent.act(obs, explore=False) + noise * rng.standard_normal(action_shape), -1, 1).astype(np.float32)
+
+def collect_drives(pool, env, meta, policy, episodes: int, *, start=None, max_steps: int | None = None, seed: int = 0, progress=None) -> dict:
+    "Drive `episodes` episodes of `env` (a `TruckEnergyEnv`) with `policy` and append each to `pool` as records of `meta`; a summary."
+    import pandas as pd
+    from tspace.data.core import records_from_arrays
+    check_int("episodes", episodes, 0)
+    frame_s = meta.state.frame_len / meta.state.sample_hz
+    t = pd.Timestamp.now(tz="UTC").floor("s") if start is None else pd.Timestamp(start)
+    records, energy, dist = 0, 0.0, 0.0
+    for e in range(episodes):
+        obs, _ = env.reset(seed=seed + e)
+        steps, done = [], False
+        while not done and (max_steps is None or len(steps) < max_steps):
+            nxt, r, done, trunc, info = env.step(policy(obs))
+            steps.append((obs, info["applied_action"], r, nxt, done))
+            energy, dist, obs, done = energy + info["energy_wh"], dist + info["distance_m"], nxt, done or trunc
+        s, a, r, s2, term = (np.asarray(x) for x in zip(*steps))
+        n = len(steps)
+        pool.append_episode(records_from_arrays(meta, timestamp=t + pd.to_timedelta(np.arange(1, n + 1) * frame_s, "s"), episode_start=t,
+                                                step=np.arange(n), state=s, action=a, reward=r, next_state=s2, terminal=term))
+        records, t = records + n, t + pd.Timedelta(seconds=(n + 1) * frame_s)
+        if progress is not None: progress(e + 1, episodes)
+    return {"episodes": episodes, "records": records, "wh_per_km": energy / (dist / 1000) if dist > 0 else math.nan}
