@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from fastcore.basics import patch
 
 from ..system.errors import ConfigError, DataError, StorageError, TspaceError
-from ..system.files import atomic_write, fsync_path, write_json_atomic
+from ..system.files import fsync_path, write_json_atomic
 from ..system.log import get_logger
 from ..data.core import episode_arrays
 from ..storage.pool.base import combine_records, selection
