@@ -17,7 +17,7 @@ def make_pool(url, records, per_episode=100):
                 next_state=s, terminal=np.arange(n) == n - 1))
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__); ap.add_argument("--records", type=int, default=2000); a = ap.parse_args()
+    ap = argparse.ArgumentParser(description=__doc__); ap.add_argument("--records", type=int, default=4000); a = ap.parse_args()
     from tspace.agent.dpg import make_agent, load_agent
     from tspace.config.storage import StorageConfig
     from tspace.data.core import field_truck_meta, episode_arrays
@@ -38,16 +38,19 @@ def main():
     ref = read_output(root / "threads")
     out = root / "crash"; cmd = ["tspace", "batch", "infer", "--data", url, "--checkpoint", str(root / "ckpt"), "--out", str(out),
                                  "--chunk-records", "100", "--workers", "1", "--quiet"]
-    rnd = random.Random(0); kills = []
-    for k in range(5):
-        before = len(Ledger(out).done()); p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        while len(Ledger(out).done()) == before and p.poll() is None: time.sleep(0.01)   # started committing
-        time.sleep(rnd.uniform(0, 0.5)); p.kill(); p.wait(); kills.append(len(Ledger(out).done()))
+    rnd = random.Random(0); kills = []; interrupted = 0
+    for k in range(5):        # each run is killed after 1-4 more commits, at a random moment inside the chunk that follows
+        target = len(Ledger(out).done()) + rnd.randint(1, 4); p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while len(Ledger(out).done()) < target and p.poll() is None: time.sleep(0.005)
+        time.sleep(rnd.uniform(0, 0.03))
+        interrupted += p.poll() is None
+        p.kill(); p.wait(); kills.append(len(Ledger(out).done()))
     r = subprocess.run(cmd, capture_output=True, text=True); done = Ledger(out).done()
     pids = [Ledger(out).entry(c)["pid"] for c in done]
     try: pd.testing.assert_frame_equal(read_output(out), ref); same = True
     except AssertionError: same = False
-    print(f"crash test: chunks committed after each of 5 kills {kills}; final rerun: {r.stdout.strip()}", flush=True)
+    print(f"crash test: chunks committed after each of 5 kills {kills} ({interrupted} of 5 kills hit a running batch); "
+          f"final rerun: {r.stdout.strip()}", flush=True)
     print(f"crash test: {len(done)} chunk(s) committed once each (ledger entries {len(pids)}, chunk files {len(list((out / 'chunks').glob('*.parquet')))}), "
           f"output equals uninterrupted run: {same}", flush=True)
 

@@ -45,7 +45,7 @@ def check_interface(cfg, infer: bool = False) -> None:
     elif hmi not in ("sim", "dummy"):
         raise ConfigError(f"hmi.kind = {hmi!r}: with the simulated truck the episodes come from the drive cycles; use 'sim' (or 'dummy')")
 
-# %% ../nbs/10_avatar.ipynb 8
+# %% ../nbs/10_avatar.ipynb 9
 class Avatar:
     "Builds a whole tspace run from a `RunConfig` and runs it under a `Supervisor`: `Avatar(cfg, ...).run()` -> exit code."
     def __init__(self, cfg, *, episodes: int | None = None, cycle: str | None = None, eval_cycle: str | None = None,
@@ -87,7 +87,7 @@ class Avatar:
         if self.checkpoint is not None: agent.load(self.checkpoint)
         return agent
 
-# %% ../nbs/10_avatar.ipynb 11
+# %% ../nbs/10_avatar.ipynb 13
 @patch
 def _build_vehicle(self: Avatar):
     "(the vehicle, the interface that reads and flashes it, the name of the interface's worker) for `vehicle.interface`."
@@ -126,7 +126,7 @@ def _build_vehicle(self: Avatar):
     vehicle = SimVehicle(open_bus(can_cfg), can_cfg, v, self.cfg.driver.behaviour, events, self.speedup)
     return vehicle, KvaserCAN(can_cfg, v.frame.frame_len, v.frame.sample_hz).open(), "can-reader"
 
-# %% ../nbs/10_avatar.ipynb 13
+# %% ../nbs/10_avatar.ipynb 15
 @patch
 def build(self: Avatar) -> Avatar:
     "Build the vehicle, the data path, the agent, the loop and the supervisor (nothing runs yet)."
@@ -186,7 +186,7 @@ def _build_loop(self: Avatar):
     except Exception as e: log.warning("TensorBoard scalars disabled: %s: %s", type(e).__name__, e)
     return loop
 
-# %% ../nbs/10_avatar.ipynb 15
+# %% ../nbs/10_avatar.ipynb 17
 @patch
 def _pump_frames(self: Avatar, stop: threading.Event) -> None:
     "Worker: the interface's frames -> the Cruncher's frame queue; the vehicle hears of each."
@@ -245,7 +245,7 @@ def _on_stop(self: Avatar) -> None:
         self.agent.save(self.run_dir / "checkpoint")
         self.result["checkpoint"] = str(self.run_dir / "checkpoint")
 
-# %% ../nbs/10_avatar.ipynb 17
+# %% ../nbs/10_avatar.ipynb 19
 @patch
 def _restoring(self: Avatar, flash_worker: Callable) -> Callable:
     "The flash worker, then (whatever ended it) the stock map restored and verified; then the VCU's workers may stop."
@@ -268,7 +268,7 @@ def _restore_outcome(self: Avatar) -> dict:
     rec = getattr(self.flash, "restored", None)
     return rec if rec is not None else {"restored": False, "verified": False, "error": "the flash worker did not get to restore it"}
 
-# %% ../nbs/10_avatar.ipynb 19
+# %% ../nbs/10_avatar.ipynb 21
 @patch
 def run(self: Avatar) -> int:
     "Build (if needed), run under the supervisor, report; returns the exit code (0 ok, 1 a worker failed)."

@@ -44,7 +44,7 @@ def when(text: str | None, what: str):
     except ValueError as e: raise DataError(f"--{what} {text!r}: not a time ({e})") from None
     return ensure_aware(t, f"--{what}")
 
-# %% ../../nbs/11_cli.embed.ipynb 6
+# %% ../../nbs/11_cli.embed.ipynb 7
 def embed(data: Param("pool folder or URL (default: the config's storage.url)", str) = None,
           config: config_option() = None,
           embedder: Param("signals (resampled, standardised signals) or actor (a checkpoint's actor features)", str) = "signals",
@@ -70,7 +70,7 @@ def embed(data: Param("pool folder or URL (default: the config's storage.url)", 
           f"{table.root}/{emb.name}.lance holds {len(table)} vector(s), {'indexed' if table.indexed else 'exact search'}")
     return 0
 
-# %% ../../nbs/11_cli.embed.ipynb 7
+# %% ../../nbs/11_cli.embed.ipynb 8
 def similar(data: Param("pool folder or URL (default: the config's storage.url)", str) = None,
             at: Param("VEHICLE,TIME: the situation to match (ISO time, with zone)", str) = None,
             k: Param("how many situations", int) = 10,

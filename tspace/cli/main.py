@@ -60,7 +60,7 @@ def find_command(argv: list[str]) -> tuple[tuple[str, ...], Callable] | None:
     "The command whose words lead `argv` (words and function), or None."
     return next(((words, fn) for words, fn in COMMANDS.items() if tuple(argv[:len(words)]) == words), None)
 
-# %% ../../nbs/11_cli.main.ipynb 9
+# %% ../../nbs/11_cli.main.ipynb 10
 def underscored(arg: str) -> str:
     "`--log-socket=X` -> `--log_socket=X`: an option may be written with dashes or with underscores (as `--help` shows it)."
     if not arg.startswith("--") or arg == "--": return arg
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     words, fn = found
     return call_command(fn, argv[len(words):], prog=f"tspace {' '.join(words)}")
 
-# %% ../../nbs/11_cli.main.ipynb 12
+# %% ../../nbs/11_cli.main.ipynb 13
 class Invocation(NamedTuple):
     "What `tspace ARGS` did: exit code, stdout, stderr."
     code: int

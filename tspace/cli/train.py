@@ -38,7 +38,7 @@ def _time_bound(value: str | None, what: str):
     from tspace.data.time import parse_time
     return None if value is None else parse_time(value, what=what)
 
-# %% ../../nbs/11_cli.train.ipynb 6
+# %% ../../nbs/11_cli.train.ipynb 7
 def train(data: Param("pool to learn from (default: the config's storage.url)", str) = None,
           config: config_option("; its vehicle gives the state and action shapes") = None,
           agent: Param("agent: ddpg, rdpg, td3, sac, transformer, td3bc or iql (default: the config's agent.kind)", str) = None,

@@ -291,7 +291,7 @@ def map_problems(self: ActionSpec, default_rows, torque_rows, tol_nm: float = 1e
     return out
 
 
-# %% ../../nbs/01_data.core.ipynb 32
+# %% ../../nbs/01_data.core.ipynb 33
 class RewardSpec(BaseModel):
     "Reward = -(electric energy of the step, Wh) - speed_penalty * RMS speed-tracking error (km/h)."
     model_config = _SPEC_CONFIG
@@ -319,7 +319,7 @@ class RewardSpec(BaseModel):
             r -= self.speed_penalty * float(np.sqrt(np.mean(e ** 2)))
         return r
 
-# %% ../../nbs/01_data.core.ipynb 36
+# %% ../../nbs/01_data.core.ipynb 37
 class ObservationMeta(BaseModel):
     "What a stream of records means: vehicle, driver, site time zone, and the state/action/reward specs."
     model_config = _SPEC_CONFIG
@@ -367,7 +367,7 @@ def cloud_truck_meta(vehicle: str = "sim-truck", driver: str = "sim-driver", tim
     "Meta for the cloud truck: state of 200 samples at 50 Hz x [velocity, thrust, brake] (600 values)."
     return _meta(CLOUD_TRUCK_STATE, vehicle, driver, timezone, action, reward)
 
-# %% ../../nbs/01_data.core.ipynb 40
+# %% ../../nbs/01_data.core.ipynb 41
 record_columns: tuple[str, ...] = ("vehicle", "driver", "episode_start", "step", "state", "action",
                                    "reward", "next_state", "terminal")
 INDEX_NAME = "timestamp"
@@ -413,7 +413,7 @@ def _check_terminal(terminal, what="terminal") -> np.ndarray:
     if arr.dtype.kind != "b": raise DataError(f"{what} = {terminal!r}: expected a bool")
     return arr
 
-# %% ../../nbs/01_data.core.ipynb 43
+# %% ../../nbs/01_data.core.ipynb 44
 def make_record(meta: ObservationMeta, *, timestamp, step: int, episode_start, state, action, reward: float,
                 next_state, terminal: bool) -> pd.DataFrame:
     "One transition (s, a, r, s', terminal) as a one-row DataFrame indexed by its tz-aware `timestamp`, checked against `meta`."
@@ -444,7 +444,7 @@ def records_from_arrays(meta: ObservationMeta, *, timestamp, episode_start, step
     return _frame(meta, ts, cols["episode_start"], cols["step"], cols["state"], cols["action"], cols["reward"],
                   cols["next_state"], cols["terminal"])
 
-# %% ../../nbs/01_data.core.ipynb 49
+# %% ../../nbs/01_data.core.ipynb 50
 def _check_columns(df, what: str):
     if not isinstance(df, pd.DataFrame): raise DataError(f"{what}: expected a record DataFrame, got {type(df).__name__}")
     missing = [c for c in record_columns if c not in df.columns]
@@ -492,7 +492,7 @@ def check_episode(episode: pd.DataFrame, meta: ObservationMeta | None = None) ->
         meta.action.validate_batch(arrays["action"], "episode.action")
         meta.state.validate_batch(arrays["next_state"], "episode.next_state")
 
-# %% ../../nbs/01_data.core.ipynb 53
+# %% ../../nbs/01_data.core.ipynb 54
 def make_episode(records, meta: ObservationMeta | None = None) -> pd.DataFrame:
     "One episode DataFrame from records (a DataFrame or an iterable of them), checked by `check_episode`."
     frames = [records] if isinstance(records, pd.DataFrame) else list(records)

@@ -45,7 +45,7 @@ def frame_mid_ns(frame) -> int | None:
     if not isinstance(idx, pd.DatetimeIndex) or idx.tz is None or len(idx) == 0 or idx.hasnans: return None
     return (idx[0].value + idx[-1].value) // 2
 
-# %% ../../nbs/07_dataflow.cruncher.ipynb 10
+# %% ../../nbs/07_dataflow.cruncher.ipynb 11
 def check_frame(frame, meta: ObservationMeta, *, current: str = "current", voltage: str = "voltage",
                 speed_error: str = "speed_error") -> CheckedFrame:
     "Check one state frame against `meta` and compute its reward; raises `DataError` naming the field and value."
@@ -87,7 +87,7 @@ def check_frame(frame, meta: ObservationMeta, *, current: str = "current", volta
     v = float(s[-1, spec.names.index("velocity")]) if "velocity" in spec.names else float("nan")
     return CheckedFrame(s, r, v, idx[0], idx[-1], int(ns[0]), int(ns[-1]))
 
-# %% ../../nbs/07_dataflow.cruncher.ipynb 15
+# %% ../../nbs/07_dataflow.cruncher.ipynb 16
 @dataclass
 class _Episode:
     "An open episode: its start and the transitions built so far, kept until the episode is closed."
@@ -106,7 +106,7 @@ _COUNTERS = ("frames", "frames_outside", "bad_frames", "gaps", "records", "recor
              "actions", "bad_actions", "flash_sent", "flash_applied", "flash_failed", "flash_superseded", "flash_unconfirmed", "flash_late",
              "unknown_reports", "events", "unexpected_events", "bad_events", "write_errors", "flushes")
 
-# %% ../../nbs/07_dataflow.cruncher.ipynb 18
+# %% ../../nbs/07_dataflow.cruncher.ipynb 19
 class Cruncher:
     "Frames + HMI events -> (s, a, r, s', terminal) records with the applied action; agent actions -> flash queue; valid episodes -> pool and buffer."
     def __init__(self, meta: ObservationMeta, agent, pool=None, collector=None, flash_queue=None, *,
@@ -161,7 +161,7 @@ class Cruncher:
         return {**self.counts, "open_records": 0 if self._ep is None else len(self._ep.r),
                 "pending_flash": len(self._pending), "unwritten": len(self.unwritten), "exited": self.exited}
 
-# %% ../../nbs/07_dataflow.cruncher.ipynb 23
+# %% ../../nbs/07_dataflow.cruncher.ipynb 25
 @patch
 def _send(self: Cruncher, action: np.ndarray, *, decided_at=None, velocity_kmh=None, step=None, reset=False) -> None:
     "Put a `FlashRequest` for `action` on the flash queue (if any); `QueueFullError`/`QueueClosed` propagate."
@@ -187,7 +187,7 @@ def _expire(self: Cruncher, seq: int) -> None:
     self._expired[seq] = self._pending.pop(seq)
     while len(self._expired) > self.max_pending: self._expired.pop(next(iter(self._expired)))
 
-# %% ../../nbs/07_dataflow.cruncher.ipynb 26
+# %% ../../nbs/07_dataflow.cruncher.ipynb 28
 @patch
 def confirm(self: Cruncher, report: FlashReport) -> None:
     "Deliver the flash thread's report on one `FlashRequest`; thread-safe (blocks up to 5 s if `reports_maxsize` reports wait)."
@@ -228,7 +228,7 @@ def _drain_reports(self: Cruncher) -> None:
         except (queue.Empty, QueueClosed): return
         self._apply_report(rep)
 
-# %% ../../nbs/07_dataflow.cruncher.ipynb 30
+# %% ../../nbs/07_dataflow.cruncher.ipynb 32
 @patch
 def _await_reports(self: Cruncher, before_ns: int) -> None:
     "Wait up to `confirm_timeout` s for reports on pending requests decided before `before_ns` (they may concern the episode)."
@@ -255,7 +255,7 @@ def _prune_timeline(self: Cruncher, before_ns: int | None) -> None:
         del self._tl_keys[:i], self._tl_actions[:i]
         self._tl_keys[0] = -(2 ** 63)   # older history is forgotten: earlier times get the action in force at before_ns
 
-# %% ../../nbs/07_dataflow.cruncher.ipynb 33
+# %% ../../nbs/07_dataflow.cruncher.ipynb 35
 @patch
 def process(self: Cruncher, frame) -> bool:
     "Take one state frame; True if it joined the open episode. Bad frames are counted, logged and skipped, never raised."
@@ -308,7 +308,7 @@ def _bad_frame(self: Cruncher, e: DataError) -> None:
     if new := self._bad_frame_warning.occurred():
         log.warning("%s: bad frame skipped (%d since the last warning, %d in total): %s", self.name, new, self.counts["bad_frames"], e)
 
-# %% ../../nbs/07_dataflow.cruncher.ipynb 36
+# %% ../../nbs/07_dataflow.cruncher.ipynb 38
 @patch
 def handle(self: Cruncher, event, at=None) -> None:
     "Act on one HMI event (`HMIMessage`, `HMIEvent` or its name; `at`: its tz-aware time, optional)."
@@ -349,7 +349,7 @@ def _discard(self: Cruncher, counter: str) -> None:
     self._prune_timeline(self._last_mid_ns)
     if counter == "episodes_discarded": log.info("%s: episode discarded with its %d record(s)", self.name, len(ep.r))
 
-# %% ../../nbs/07_dataflow.cruncher.ipynb 39
+# %% ../../nbs/07_dataflow.cruncher.ipynb 41
 @patch
 def _store_episode(self: Cruncher) -> None:
     "Close the open episode as valid: resolve the applied actions, build the records, hand them to buffer and pool."
@@ -398,7 +398,7 @@ def _append(self: Cruncher, episode: pd.DataFrame) -> None:
     fn = getattr(self.pool, "append_episode", None)
     (fn if callable(fn) else self.pool.append)(episode)
 
-# %% ../../nbs/07_dataflow.cruncher.ipynb 59
+# %% ../../nbs/07_dataflow.cruncher.ipynb 61
 @patch
 def flush(self: Cruncher) -> int:
     "Write episodes the pool refused earlier, then flush the pool; returns what `pool.flush()` returned (0 without). For `Supervisor.on_flush`."
@@ -415,7 +415,7 @@ def flush(self: Cruncher) -> int:
     n = fl()
     return n if isinstance(n, (int, np.integer)) else 0
 
-# %% ../../nbs/07_dataflow.cruncher.ipynb 65
+# %% ../../nbs/07_dataflow.cruncher.ipynb 67
 @patch
 def run(self: Cruncher, stop_event: threading.Event, frames, events=None) -> dict[str, Any]:
     "Worker for `Supervisor.add_worker`: frames and HMI events in arrival order until exit, stop, or both queues closed; returns `stats()`."
@@ -462,7 +462,7 @@ def _event_in_order(self: Cruncher, stamp: int, item, frames) -> None:
     self.handle(msg)
     if held is not None: self.process(held)
 
-# %% ../../nbs/07_dataflow.cruncher.ipynb 75
+# %% ../../nbs/07_dataflow.cruncher.ipynb 77
 class StockMap:
     "The policy of a drive recorded on the truck's own map: always the stock action (no row lowered)."
     def __init__(self, stock_action): self.zero = np.asarray(stock_action, np.float32)

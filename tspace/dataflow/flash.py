@@ -81,7 +81,7 @@ class FlashPath:
                     self.report(req.failed(str(e)))
                 else: self.report(applied)
 
-# %% ../../nbs/07_dataflow.flash.ipynb 12
+# %% ../../nbs/07_dataflow.flash.ipynb 14
 from fastcore.basics import patch
 from ..conn.uds import TORQUE_LSB_NM
 

@@ -33,7 +33,7 @@ class QueueFullError(TspaceError, queue.Full):
 
 _arrivals = itertools.count()   # process-wide arrival stamps; next() on a count is atomic under the GIL
 
-# %% ../../nbs/07_dataflow.pipeline.ipynb 7
+# %% ../../nbs/07_dataflow.pipeline.ipynb 8
 class _BoundedQueue:
     "A deque of at most `maxsize` items under one condition; subclasses define `put`."
     policy = "?"
@@ -83,7 +83,7 @@ class _BoundedQueue:
             try: yield self.get()
             except QueueClosed: return
 
-# %% ../../nbs/07_dataflow.pipeline.ipynb 10
+# %% ../../nbs/07_dataflow.pipeline.ipynb 11
 @patch
 def close(self: _BoundedQueue) -> None:
     "End the stream: queued items can still be taken, then `get` raises `QueueClosed`; `put` raises it at once. Idempotent."
@@ -120,7 +120,7 @@ def __repr__(self: _BoundedQueue):
     return (f"{type(self).__name__}({self.name!r}, {len(self._items)}/{self.maxsize}, puts={self.puts}, "
             f"gets={self.gets}, dropped={self.dropped}{', closed' if self._closed else ''})")
 
-# %% ../../nbs/07_dataflow.pipeline.ipynb 13
+# %% ../../nbs/07_dataflow.pipeline.ipynb 14
 class DropOldestQueue(_BoundedQueue):
     "Bounded queue whose `put` never blocks: when full, the oldest item is dropped and counted (for sensor frames)."
     policy = "drop-oldest"
@@ -146,7 +146,7 @@ class DropOldestQueue(_BoundedQueue):
                     self.name, self.maxsize, new, total)
         return True
 
-# %% ../../nbs/07_dataflow.pipeline.ipynb 20
+# %% ../../nbs/07_dataflow.pipeline.ipynb 21
 class BlockingQueue(_BoundedQueue):
     "Bounded queue whose `put` waits up to `timeout` s for space, then raises `QueueFullError`; nothing is ever dropped."
     policy = "blocking"
@@ -171,7 +171,7 @@ class BlockingQueue(_BoundedQueue):
 
     def _extra_stats(self) -> dict: return {"timeout": self.timeout, "timeouts": self.timeouts}
 
-# %% ../../nbs/07_dataflow.pipeline.ipynb 30
+# %% ../../nbs/07_dataflow.pipeline.ipynb 31
 class HMIEvent(str, enum.Enum):
     "Episode control from the HMI: begin, end_valid, end_invalid, exit."
     BEGIN = "begin"
@@ -204,7 +204,7 @@ def as_hmi_message(item) -> HMIMessage:
     if isinstance(item, tuple) and len(item) == 2: return HMIMessage(*item)
     return HMIMessage(HMIEvent.parse(item))
 
-# %% ../../nbs/07_dataflow.pipeline.ipynb 33
+# %% ../../nbs/07_dataflow.pipeline.ipynb 34
 @dataclass(frozen=True)
 class FlashReport:
     "The flash thread's answer to request `seq`: applied (`ok`) at time `at`, or failed with `error` (`superseded`: a newer request came first); `action`: the applied action when the flash path changed the requested one (the safe-map projection)."

@@ -84,7 +84,7 @@ def plan_chunks(episodes: pd.DataFrame, chunk_records: int) -> list[dict]:
     if cur: chunks.append(_chunk(*pair, cur, n))
     return chunks
 
-# %% ../../nbs/09_dist.batch.ipynb 11
+# %% ../../nbs/09_dist.batch.ipynb 12
 def load_plan(job: BatchJob, episodes: pd.DataFrame) -> list[dict]:
     "The chunks of `job`: those of `OUT/plan.json` if it exists (same fingerprint), plus chunks of episodes new since."
     path = Path(job.out) / "plan.json"
@@ -102,7 +102,7 @@ def load_plan(job: BatchJob, episodes: pd.DataFrame) -> list[dict]:
         write_json_atomic(path, plan)
     return plan["chunks"]
 
-# %% ../../nbs/09_dist.batch.ipynb 13
+# %% ../../nbs/09_dist.batch.ipynb 14
 class Ledger:
     "The committed chunks of a batch folder: `chunks/<id>.parquet` outputs and `ledger/<id>.json` entries."
     def __init__(self, out):
@@ -123,7 +123,7 @@ class Ledger:
 
     def __repr__(self): return f"Ledger({str(self.out)!r}, {len(self.done())} chunk(s) committed)"
 
-# %% ../../nbs/09_dist.batch.ipynb 14
+# %% ../../nbs/09_dist.batch.ipynb 15
 def _write_aside(final: Path, write: Callable[[str], None]) -> Path:
     "Write through `write(tmp_path)` to a synced temporary file beside `final`; returns the temporary path."
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -158,7 +158,7 @@ def commit(self: Ledger, chunk: dict, outputs: pd.DataFrame, info: dict | None =
     finally:
         if tmp_entry is not None: tmp_entry.unlink(missing_ok=True)
 
-# %% ../../nbs/09_dist.batch.ipynb 15
+# %% ../../nbs/09_dist.batch.ipynb 16
 def read_output(out) -> pd.DataFrame:
     "The committed outputs of the batch at `out`, one row per record, in key order (`KEY_COLUMNS`, then the outputs)."
     led = Ledger(out)
@@ -167,7 +167,7 @@ def read_output(out) -> pd.DataFrame:
     df = pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
     return df.sort_values(IDENTITY, kind="stable").reset_index(drop=True)
 
-# %% ../../nbs/09_dist.batch.ipynb 19
+# %% ../../nbs/09_dist.batch.ipynb 21
 _model_lock = threading.Lock()
 
 @functools.lru_cache(maxsize=4)
@@ -187,7 +187,7 @@ def worker_model(mode: str, checkpoint: str | None, embedder: str | None):
     emb.restore(doc)
     return emb
 
-# %% ../../nbs/09_dist.batch.ipynb 20
+# %% ../../nbs/09_dist.batch.ipynb 22
 def chunk_outputs(job: BatchJob, records: pd.DataFrame) -> pd.DataFrame:
     "The keys of `records` and the outputs of `job.mode`: `action` (flat list), `q_policy` and `q_stored`, or `vector`."
     keys = record_keys(records)
@@ -219,7 +219,7 @@ def run_chunk(job: BatchJob, chunk: dict) -> dict:
         log.error("chunk %s failed, nothing committed: %s", chunk["id"], reason)
         return {"id": chunk["id"], "records": 0, "error": reason}
 
-# %% ../../nbs/09_dist.batch.ipynb 22
+# %% ../../nbs/09_dist.batch.ipynb 24
 class BatchProgress:
     "A rich progress bar of chunks, with records per second and the time left; `None` output: no bar."
     def __init__(self, total: int, records: int, enabled: bool = True):
@@ -241,7 +241,7 @@ class BatchProgress:
     def close(self) -> None:
         if self.bar is not None: self.bar.stop()
 
-# %% ../../nbs/09_dist.batch.ipynb 23
+# %% ../../nbs/09_dist.batch.ipynb 25
 def _run_threads(job, todo, workers, on_done):
     import dask
     from dask.callbacks import Callback
@@ -266,7 +266,7 @@ def _run_distributed(job, todo, scheduler, workers, on_done):
     finally:
         if cluster is not None: cluster.close()
 
-# %% ../../nbs/09_dist.batch.ipynb 24
+# %% ../../nbs/09_dist.batch.ipynb 26
 def run_batch(job: BatchJob, scheduler: str | None = None, workers: int | None = None, progress: bool = True) -> dict:
     "Run every chunk of `job` not committed yet; counts: chunks, skipped (done before), done, failed (id -> reason), records, seconds."
     from tspace.storage.pool.open import open_pool
@@ -289,7 +289,7 @@ def run_batch(job: BatchJob, scheduler: str | None = None, workers: int | None =
     return {"chunks": len(chunks), "skipped": len(chunks) - len(todo), "done": len(results) - len(failed), "failed": failed,
             "records": sum(r["records"] for r in results), "seconds": time.monotonic() - t0}
 
-# %% ../../nbs/09_dist.batch.ipynb 25
+# %% ../../nbs/09_dist.batch.ipynb 27
 def import_embeddings(out, pool_url, name: str, index_threshold: int = 50_000) -> int:
     "Add the vectors of the `batch embed` at `out` to the pool's table `name` (those it lacks); how many."
     from tspace.storage.embed import EmbeddingTable

@@ -27,7 +27,7 @@ class Policy:
         if self.mode == "stock" or self.agent is None: return self.zero
         return self.agent.act(obs, explore=self.mode == "train" if explore is None else explore)
 
-# %% ../../nbs/08_loop.vehicle.ipynb 7
+# %% ../../nbs/08_loop.vehicle.ipynb 8
 class VehiclePipeline(Pipeline):
     "Episodes from the vehicle through the Cruncher: one drive cycle per episode, actions really flashed."
     name = "vehicle"
@@ -65,7 +65,7 @@ class VehiclePipeline(Pipeline):
     def state_dict(self) -> dict: return {"count": self.count}
     def load_state_dict(self, state) -> None: self.count = int(state.get("count", 0))
 
-# %% ../../nbs/08_loop.vehicle.ipynb 8
+# %% ../../nbs/08_loop.vehicle.ipynb 9
 def _drive_row(n: int, label: str, cycle: str, res: dict, ref: dict, ep, wall_s: float) -> dict:
     "One row of the drive table: the drive's meter against the stock reference."
     return {"drive": n, "phase": label, "cycle": cycle, "wh_per_km": res["wh_per_km"], "stock_wh_per_km": ref["wh_per_km"],
@@ -103,7 +103,7 @@ def _stored_episode(self: VehiclePipeline, deadline: float, waiting=None):
             if time.monotonic() > deadline: return None
             if waiting is not None: waiting()
 
-# %% ../../nbs/08_loop.vehicle.ipynb 12
+# %% ../../nbs/08_loop.vehicle.ipynb 14
 def policy_score(saving_pct: float, rmse: float, stock_rmse: float, distance_km: float, stock_distance_km: float) -> float:
     "Saving in percent, minus 10 per km/h of speed RMSE over stock + 1 km/h and per percent of distance lost beyond 2 %."
     lost = 100 * max(0.0, 1 - distance_km / stock_distance_km)
@@ -131,7 +131,7 @@ class EnvScorer:
             vals[f"{c}_rmse_kmh"] = r["speed_rmse_kmh"]
         return EvalMetrics(float(np.mean(scores)), "max", vals)
 
-# %% ../../nbs/08_loop.vehicle.ipynb 16
+# %% ../../nbs/08_loop.vehicle.ipynb 18
 _NO_STOCK = dict.fromkeys(("wh_per_km", "speed_rmse_kmh", "distance_km"), math.nan)
 
 class DriverPipeline(VehiclePipeline):

@@ -43,7 +43,7 @@ def record_keys(records: pd.DataFrame) -> pd.DataFrame:
                          "episode_start": _utc_us(records["episode_start"]), "step": records["step"].to_numpy(np.int64),
                          "timestamp": _utc_us(records.index)})
 
-# %% ../../nbs/04_storage.embed.ipynb 9
+# %% ../../nbs/04_storage.embed.ipynb 10
 @runtime_checkable
 class Embedder(Protocol):
     "What `embed_pool` needs of an embedder."
@@ -54,7 +54,7 @@ class Embedder(Protocol):
     def to_json(self) -> dict: "The parameters, as strict JSON, to restore the same embedder later."
     def restore(self, doc: dict) -> None: "Take the parameters `to_json` gave."
 
-# %% ../../nbs/04_storage.embed.ipynb 11
+# %% ../../nbs/04_storage.embed.ipynb 12
 def resample_frames(states: np.ndarray, points: int) -> np.ndarray:
     "State frames `(n, L, k)` linearly resampled to `(n, points, k)` at evenly spaced instants from the first sample to the last."
     s = np.asarray(states, np.float32)
@@ -65,7 +65,7 @@ def resample_frames(states: np.ndarray, points: int) -> np.ndarray:
     w = (x - lo).astype(np.float32)[None, :, None]
     return s[:, lo] * (1 - w) + s[:, hi] * w
 
-# %% ../../nbs/04_storage.embed.ipynb 13
+# %% ../../nbs/04_storage.embed.ipynb 14
 @dataclass
 class SignalEmbedder:
     "Resampled, standardised signals of a frame as its vector; optionally projected on the `components` first principal axes."
@@ -111,7 +111,7 @@ class SignalEmbedder:
         for k in ("mean", "scale", "axes", "center"):
             setattr(self, k, None if doc[k] is None else np.asarray(doc[k], np.float32))
 
-# %% ../../nbs/04_storage.embed.ipynb 17
+# %% ../../nbs/04_storage.embed.ipynb 18
 def _sql_text(v: str) -> str: return "'" + str(v).replace("'", "''") + "'"
 def _sql_time(t) -> str:
     return "TIMESTAMP '" + ensure_aware(t, "time").tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S.%f") + "'"
@@ -125,7 +125,7 @@ def where_clause(vehicle=None, driver=None, start=None, end=None) -> str | None:
     if end is not None: parts.append(f"timestamp < {_sql_time(end)}")
     return " AND ".join(parts) or None
 
-# %% ../../nbs/04_storage.embed.ipynb 19
+# %% ../../nbs/04_storage.embed.ipynb 20
 class EmbeddingTable:
     "The vectors of one embedder for the records of a pool: a LanceDB table under `POOL/_embed/`."
     def __init__(self, pool_url, name: str, index_threshold: int = 50_000):
@@ -154,7 +154,7 @@ class EmbeddingTable:
     def __len__(self) -> int: return 0 if self.table is None else self.table.count_rows()
     def __repr__(self): return f"EmbeddingTable({self.root!r}, {self.name!r}, {len(self)} vectors)"
 
-# %% ../../nbs/04_storage.embed.ipynb 20
+# %% ../../nbs/04_storage.embed.ipynb 21
 def _empty_keys() -> pd.DataFrame:
     return pd.DataFrame({"vehicle": pd.Series([], dtype=str), "driver": pd.Series([], dtype=str),
                          "episode_start": pd.Series([], dtype="datetime64[us, UTC]"), "step": pd.Series([], dtype=np.int64),
@@ -174,7 +174,7 @@ def _frame(t: pa.Table) -> pd.DataFrame:
         if c in df: df[c] = pd.DatetimeIndex(df[c]).tz_convert("UTC").as_unit("us")
     return df
 
-# %% ../../nbs/04_storage.embed.ipynb 21
+# %% ../../nbs/04_storage.embed.ipynb 22
 @patch
 def keys(self: EmbeddingTable, vehicle=None, driver=None, start=None, end=None) -> pd.DataFrame:
     "The `KEY_COLUMNS` of the stored vectors (filtered like `where_clause`)."
@@ -201,7 +201,7 @@ def add(self: EmbeddingTable, keys: pd.DataFrame, vectors: np.ndarray) -> int:
     self.maintain_index()
     return len(keys)
 
-# %% ../../nbs/04_storage.embed.ipynb 22
+# %% ../../nbs/04_storage.embed.ipynb 23
 @patch(as_prop=True)
 def indexed(self: EmbeddingTable) -> bool:
     "Whether the table has its ANN index."
@@ -224,7 +224,7 @@ def maintain_index(self: EmbeddingTable) -> None:
         log.info("%s: IVF-PQ index built over %d vectors", self.name, n)
     else: self.table.optimize()
 
-# %% ../../nbs/04_storage.embed.ipynb 25
+# %% ../../nbs/04_storage.embed.ipynb 26
 @patch
 def search(self: EmbeddingTable, vector, k: int = 10, vehicle=None, driver=None, start=None, end=None,
            exact: bool = False) -> pd.DataFrame:
@@ -251,7 +251,7 @@ def at(self: EmbeddingTable, vehicle: str, when, tolerance=pd.Timedelta("1min"))
     i = int(np.argmin(np.abs((df.timestamp - when).to_numpy())))
     return df.iloc[i][list(KEY_COLUMNS)], np.asarray(df.vector.iloc[i], np.float32)
 
-# %% ../../nbs/04_storage.embed.ipynb 27
+# %% ../../nbs/04_storage.embed.ipynb 28
 def similar(pool_url, name: str, vehicle: str, when, k: int = 10, *, driver=None, start=None, end=None,
             only_vehicle: str | None = None, exact: bool = False, tolerance=pd.Timedelta("1min")) -> pd.DataFrame:
     "The `k` records of table `name` nearest to `vehicle`'s record at `when` (itself excluded): `KEY_COLUMNS` + `distance`; filters on the matches."
@@ -262,7 +262,7 @@ def similar(pool_url, name: str, vehicle: str, when, k: int = 10, *, driver=None
     self_row = (hits[IDENTITY] == key[IDENTITY].to_numpy()).all(axis=1)
     return hits[~self_row].head(int(k)).reset_index(drop=True)
 
-# %% ../../nbs/04_storage.embed.ipynb 29
+# %% ../../nbs/04_storage.embed.ipynb 30
 def prepare_embedder(embedder: Embedder, pool, table: EmbeddingTable, fit_records: int = 4096, seed: int = 0) -> Embedder:
     "Restore `embedder` from the parameters saved beside `table`, or fit it on a sample of `pool` and save them."
     import fsspec
@@ -280,7 +280,7 @@ def prepare_embedder(embedder: Embedder, pool, table: EmbeddingTable, fit_record
             with fs.open(path, "w") as f: json.dump(embedder.to_json(), f)
     return embedder
 
-# %% ../../nbs/04_storage.embed.ipynb 30
+# %% ../../nbs/04_storage.embed.ipynb 31
 def embed_pool(pool, pool_url, embedder: Embedder, *, vehicle=None, driver=None, start=None, end=None,
                index_threshold: int = 50_000, fit_records: int = 4096,
                progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
