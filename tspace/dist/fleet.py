@@ -203,7 +203,7 @@ class FleetLearner:
 
     def close(self) -> None: self.server.close()
 
-# %% ../../nbs/09_dist.fleet.ipynb 25
+# %% ../../nbs/09_dist.fleet.ipynb 24
 def _fleet_epoch(folder: Path) -> pd.Timestamp:
     "Where this fleet's timeline starts: now, or where the last fleet's ended if later."
     import json
@@ -231,7 +231,7 @@ def _drive_trucks(ray, actors: list, episodes: int, learner: FleetLearner, kill:
         _, pending = ray.wait(pending, num_returns=len(pending), timeout=0.02)
     return ray.get(refs) if not pending else []
 
-# %% ../../nbs/09_dist.fleet.ipynb 26
+# %% ../../nbs/09_dist.fleet.ipynb 25
 def run_fleet(cfg, trucks: int, episodes: int, *, steps: int = 20, address: str | None = None, pool_url: str | None = None,
               publish_every: int = 10, kill_after: int | None = None, max_restarts: int = 3) -> dict:
     "Run `trucks` simulated trucks on Ray and one learner until each truck delivered `episodes` episodes; tallies, pool counts, throughput."
