@@ -169,7 +169,8 @@ def test_replay_stores_a_recorded_drive_that_tspace_train_learns_from(tmp_path):
     recs = ParquetPool(str(tmp_path / "pool")).query()
     assert n_frames >= 10 and len(recs) == n_frames - 1 and f"stored {n_frames - 1} record(s)" in r.stdout, r.stdout
     assert recs.vehicle.unique().tolist() == [RunConfig().vehicle.id] and recs.terminal.sum() == 1
-    assert all(np.all(a == 0) for a in recs.action)                      # recorded on the truck's own map
+    stock = RunConfig().vehicle.action_spec().stock_action
+    assert all(np.array_equal(a, stock) for a in recs.action)             # recorded on the truck's own map: the stock action
     # the stored energy is what the simulator spent over the frames the transitions end in (20 Hz grid, 1.5 s frames)
     first = recs.index[0].tz_convert("UTC").timestamp() - t0             # end of the first transition's first frame
     window = (ch.time_s > first) & (ch.time_s <= first + 1.5 * len(recs))
