@@ -127,8 +127,11 @@ def test_noise_on_the_response_id_is_a_flash_error(pair):
     stock = vcu.sim.stock_map.table
     kv.client.retries = 0                       # every invalid response fails its request (with retries most are ridden out)
     outcomes, reasons = Counter(), Counter()
+    invalid = "invalid response from the VCU after 1 at"
     with _Noise(kv.cfg) as noise:
-        for k in range(12):
+        # flash until the noise has hit a request: how many flashes that takes depends on the machine's speed, not the outcome
+        for k in range(400):
+            if noise.sent > 100 and reasons[invalid] >= 1 and k >= 12: break
             try: kv.flash_rows(k % 10, _lowered(stock[k % 10:k % 10 + 4], 5.0))
             except FlashError as e:
                 outcomes["failed"] += 1; reasons[str(e).split(":")[1].strip()[:40]] += 1
@@ -136,7 +139,7 @@ def test_noise_on_the_response_id_is_a_flash_error(pair):
     assert noise.sent > 100 and outcomes["failed"] >= 1, (noise.sent, outcomes)
     assert kv.client.stats["invalid_responses"] >= 1, kv.client.stats
     assert kv.stats["uds_invalid_responses"] == kv.client.stats["invalid_responses"]     # in the interface's stats, so in the summary
-    assert reasons["invalid response from the VCU after 1 at"] >= 1, reasons
+    assert reasons[invalid] >= 1, reasons
     kv.flash_rows(2, _lowered(stock[2:6], 7.0))                                 # quiet again: the same client flashes
     np.testing.assert_allclose(vcu.sim.torque_map.table[2:6], _lowered(stock[2:6], 7.0), atol=TORQUE_LSB_NM / 2 + 1e-9)
 
