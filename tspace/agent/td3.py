@@ -64,7 +64,8 @@ class TD3(DDPG):
         q2 = tf.minimum(self.target_critic([s2, a2], training=False), self.target_critic2([s2, a2], training=False))
         return r + self.gamma * (1.0 - terminal) * tf.squeeze(q2, -1)
 
-    def _update_graph(self, s, a, r, s2, terminal, target_draws=(), actor_draws=()):
+    def _critic_step(self, s, a, r, s2, terminal, target_draws):
+        "Both critics one step towards the clipped double-Q target; returns `(critic_loss, mean Q1(s, a))`."
         y = tf.stop_gradient(self._target_graph(r, s2, terminal, *target_draws))
         cvars = self._critic_vars()
         with tf.GradientTape() as tape:
@@ -72,15 +73,22 @@ class TD3(DDPG):
             q2 = tf.squeeze(self.critic2([s, a], training=True), -1)
             critic_loss = tf.reduce_mean(tf.square(q1 - y)) + tf.reduce_mean(tf.square(q2 - y))
         self.critic_opt.apply_gradients(zip(tape.gradient(critic_loss, cvars), cvars))
-        actor_turn = tf.equal(self.critic_opt.iterations % self.policy_delay, 0)
-        tf.cond(actor_turn, lambda: self._delayed_step(s), lambda: tf.no_op())
-        return critic_loss, self.last_actor_loss.read_value(), tf.reduce_mean(q1), actor_turn
+        return critic_loss, tf.reduce_mean(q1)
 
-    def _delayed_step(self, s):
-        "Every `policy_delay`-th update: the actor up `Q1(s, mu(s))`, then the soft update of all three targets."
+    def _update_graph(self, s, a, r, s2, terminal, target_draws=(), actor_draws=()):
+        critic_loss, q = self._critic_step(s, a, r, s2, terminal, target_draws)
+        actor_turn = tf.equal(self.critic_opt.iterations % self.policy_delay, 0)
+        tf.cond(actor_turn, lambda: self._delayed_step(s, a), lambda: tf.no_op())
+        return critic_loss, self.last_actor_loss.read_value(), q, actor_turn
+
+    def _actor_loss(self, s, a):
+        "TD3's actor loss `−mean Q1(s, mu(s))`; `a`, the batch's actions, is for subclasses that add a term (TD3+BC)."
+        return -tf.reduce_mean(self.critic([s, self.actor(s, training=True)], training=False))
+
+    def _delayed_step(self, s, a):
+        "Every `policy_delay`-th update: the actor down `_actor_loss`, then the soft update of all three targets."
         avars = self._actor_vars()
-        with tf.GradientTape() as tape:
-            actor_loss = -tf.reduce_mean(self.critic([s, self.actor(s, training=True)], training=False))
+        with tf.GradientTape() as tape: actor_loss = self._actor_loss(s, a)
         self.actor_opt.apply_gradients(zip(tape.gradient(actor_loss, avars), avars))
         self._soft_update()
         self.last_actor_loss.assign(actor_loss)

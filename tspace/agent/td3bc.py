@@ -122,28 +122,14 @@ class TD3BC(DatasetNormalisation, TD3):
         return -lmbda * tf.reduce_mean(q) + bc, bc, lmbda
 
     def _update_graph(self, s, a, r, s2, terminal, target_draws=(), actor_draws=()):
-        y = tf.stop_gradient(self._target_graph(r, s2, terminal, *target_draws))
-        cvars = self._critic_vars()
-        with tf.GradientTape() as tape:
-            q1 = tf.squeeze(self.critic([s, a], training=True), -1)
-            q2 = tf.squeeze(self.critic2([s, a], training=True), -1)
-            critic_loss = tf.reduce_mean(tf.square(q1 - y)) + tf.reduce_mean(tf.square(q2 - y))
-        self.critic_opt.apply_gradients(zip(tape.gradient(critic_loss, cvars), cvars))
-        actor_turn = tf.equal(self.critic_opt.iterations % self.policy_delay, 0)
-        tf.cond(actor_turn, lambda: self._delayed_step(s, a), lambda: tf.no_op())
-        bc, lmbda = tf.unstack(self.last_bc.read_value())
-        return critic_loss, self.last_actor_loss.read_value(), tf.reduce_mean(q1), actor_turn, bc, lmbda
+        "TD3's update (critics every step, the actor and targets every `policy_delay`-th), plus the last BC term and `lambda`."
+        return super()._update_graph(s, a, r, s2, terminal, target_draws, actor_draws) + tuple(tf.unstack(self.last_bc.read_value()))
 
-    def _delayed_step(self, s, a):
-        "Every `policy_delay`-th update: the actor down `L_actor`, then the soft update of all three targets."
-        avars = self._actor_vars()
-        with tf.GradientTape() as tape:
-            actor_loss, bc, lmbda = self._actor_objective(s, a)
-        self.actor_opt.apply_gradients(zip(tape.gradient(actor_loss, avars), avars))
-        self._soft_update()
-        self.last_actor_loss.assign(actor_loss)
+    def _actor_loss(self, s, a):
+        "`L_actor` of the delayed step; its BC term and `lambda` are kept for the losses the update reports."
+        actor_loss, bc, lmbda = self._actor_objective(s, a)
         self.last_bc.assign(tf.stack([bc, lmbda]))
-        return tf.no_op()
+        return actor_loss
 
 # %% ../../nbs/06_agent.td3bc.ipynb 9
 @patch
