@@ -132,8 +132,8 @@ class Cruncher:
         self._cols = dict(current=current, voltage=voltage, speed_error=speed_error)
         self._period_ns = 1e9 / meta.state.sample_hz
         self.reports = BlockingQueue(reports_maxsize, timeout=5.0, name=f"{name} flash reports")
-        self.zero_action = meta.action.stock_action          # the action that leaves the stock map
-        init = self.zero_action if initial_action is None else meta.action.validate(initial_action, "initial_action")
+        self.stock_action = meta.action.stock_action          # the action that leaves the stock map
+        init = self.stock_action if initial_action is None else meta.action.validate(initial_action, "initial_action")
         self._tl_keys: list[int] = [-(2 ** 63)]        # timeline of confirmed actions: applied-at (ns), sorted
         self._tl_actions: list[np.ndarray] = [init]
         self._pending: dict[int, FlashRequest] = {}    # sent, not yet reported
@@ -327,7 +327,7 @@ def handle(self: Cruncher, event, at=None) -> None:
         self._ep = _Episode(begin_ns=None if msg.at is None else msg.at.value, start=msg.at)
         self.counts["episodes_begun"] += 1
         log.info("%s: episode begins%s", self.name, "" if msg.at is None else f" at {msg.at.isoformat()}")
-        if self.reset_on_begin: self._send(self.zero_action, decided_at=msg.at, reset=True)
+        if self.reset_on_begin: self._send(self.stock_action, decided_at=msg.at, reset=True)
     elif ev is HMIEvent.EXIT:
         if self._ep is not None:
             log.info("%s: exit with an open episode: its %d record(s) are not stored", self.name, len(self._ep.r))
@@ -465,8 +465,8 @@ def _event_in_order(self: Cruncher, stamp: int, item, frames) -> None:
 # %% ../../nbs/07_dataflow.cruncher.ipynb 77
 class StockMap:
     "The policy of a drive recorded on the truck's own map: always the stock action (no row lowered)."
-    def __init__(self, stock_action): self.zero = np.asarray(stock_action, np.float32)
-    def act(self, obs) -> np.ndarray: return self.zero
+    def __init__(self, stock_action): self.stock_action = np.asarray(stock_action, np.float32)
+    def act(self, obs) -> np.ndarray: return self.stock_action
 
 def store_recorded_drive(frames, meta: ObservationMeta, pool, name: str = "recorded drive") -> dict:
     "Store the state frames of a recorded drive as one episode of `meta` in `pool`, with the stock action; the Cruncher's counters."

@@ -18,13 +18,13 @@ __all__ = ['Policy', 'VehiclePipeline', 'policy_score', 'EnvScorer', 'DriverPipe
 # %% ../../nbs/08_loop.vehicle.ipynb 4
 class Policy:
     "What the Cruncher's `act(state)` does for the drive in progress: `train` (agent + noise), `eval` (agent, no noise) or `stock` (the stock action)."
-    def __init__(self, agent, stock):
-        "`stock`: the action that keeps the stock map (an `ActionSpec.stock_action`), or an action shape for all zeros."
+    def __init__(self, agent, stock_action):
+        "`stock_action`: the action that keeps the stock map (the run's `ActionSpec.stock_action`)."
         self.agent, self.mode = agent, "train"
-        self.zero = np.zeros(stock, np.float32) if isinstance(stock, tuple) else np.asarray(stock, np.float32)
+        self.stock_action = np.asarray(stock_action, np.float32)
 
     def act(self, obs, explore: bool | None = None) -> np.ndarray:
-        if self.mode == "stock" or self.agent is None: return self.zero
+        if self.mode == "stock" or self.agent is None: return self.stock_action
         return self.agent.act(obs, explore=self.mode == "train" if explore is None else explore)
 
 # %% ../../nbs/08_loop.vehicle.ipynb 8
