@@ -18,13 +18,9 @@ import argparse, json, os, random, signal, socket, subprocess, sys, tempfile, th
 from pathlib import Path
 
 TSPACE = ["tspace"]
-
-
-def free_port() -> int:
-    "A UDP port on 127.0.0.1 that nothing holds now."
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))    # the tests' helpers for a truck on a host-local bus
+from cli_helpers import host_local_bus, truck_config
+from servers import free_port
 
 
 def rss_mb(pid: int) -> float:
@@ -35,26 +31,8 @@ def rss_mb(pid: int) -> float:
 
 
 def config(folder: Path, group: str, port: int, hmi_port: int) -> Path:
-    p = folder / "soak.toml"
-    p.write_text(f"""episodes = 1000000
-seed = 11
-log_level = "INFO"
-[vehicle]
-interface = "kvaser"
-[vehicle.can]
-interface = "udp_multicast"
-channel = "{group}"
-hop_limit = 0
-bus_timeout_s = 20.0
-[vehicle.can.bus_kwargs]
-port = {port}
-[hmi]
-kind = "udp"
-port = {hmi_port}
-[agent]
-hidden_units = [64, 64]
-""")
-    return p
+    return truck_config(folder / "soak.toml", group, port, hmi_kind="udp", hmi_port=hmi_port, episodes=1_000_000, seed=11,
+                        agent={"hidden_units": [64, 64]})
 
 
 def can_garbage(group: str, port: int, rate: float, stop: threading.Event, sent: dict) -> None:
@@ -132,8 +110,7 @@ def main() -> int:
     ap.add_argument("--episode-s", type=float, default=20.0)
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tspace-soak-"))
-    group = f"239.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(1, 254)}"
-    port, hmi_port = random.randint(20000, 60000), free_port()
+    (group, port), hmi_port = host_local_bus(), free_port()
     cfg = config(work, group, port, hmi_port)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     truck = subprocess.Popen(TSPACE + ["sim", "--bus", "udp_multicast", "--channel", group, "--port", str(port), "--cycle", "triangle",

@@ -1,6 +1,8 @@
 """What the subprocess tests of the `tspace` command share: where the installed script is, a clean environment, and a wait for a log line."""
-import os, re, shutil, sys, time
+import os, random, re, shutil, sys, time
 from pathlib import Path
+
+import tomli_w
 
 _beside = Path(sys.executable).parent / "tspace"      # the script installed beside this interpreter (a virtualenv need not be on PATH)
 TSPACE = str(_beside) if _beside.exists() else shutil.which("tspace")
@@ -23,3 +25,19 @@ def wait_for_text(path: Path, pattern: str, proc, timeout: float = 60.0, after: 
         assert proc.poll() is None, f"the process exited ({proc.returncode}) waiting for {pattern!r}:\n{path.read_text()[-3000:]}"
         time.sleep(0.1)
     raise AssertionError(f"no {pattern!r} within {timeout:g} s:\n{path.read_text()[-3000:]}")
+
+
+def host_local_bus() -> tuple[str, int]:
+    "A random multicast group and UDP port for one test's udp_multicast bus (its configs set hop_limit 0: frames stay on this host)."
+    return f"239.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(1, 254)}", random.randint(20000, 60000)
+
+
+def truck_config(path: Path, group: str, port: int, *, hmi_kind: str, hmi_port: int = 1883, interface: str = "kvaser",
+                 episodes: int = 1, seed: int = 5, watchdog_s: float | None = None, agent: dict | None = None) -> Path:
+    "Write a run's config to `path`: a truck that `tspace sim` serves on the host-local udp_multicast bus `group`:`port`, its HMI, a small agent."
+    can = {"interface": "udp_multicast", "channel": group, "hop_limit": 0, "bus_timeout_s": 20.0, "bus_kwargs": {"port": port}}
+    if watchdog_s is not None: can["flash"] = {"watchdog_s": watchdog_s}
+    cfg = {"episodes": episodes, "seed": seed, "log_level": "INFO", "vehicle": {"interface": interface, "can": can},
+           "hmi": {"kind": hmi_kind, "port": hmi_port}, "agent": agent or {"hidden_units": [16, 16]}}
+    path.write_text(tomli_w.dumps(cfg))
+    return path

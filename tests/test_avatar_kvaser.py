@@ -2,38 +2,19 @@
 `tspace run` in another process flashes its VCU over UDS across processes and learns from the episodes the driver marks.
 `--interface kvaser`: the signals from the bus, the driver's begin/end through a real mosquitto broker. `--interface udp`:
 the signals and the driver's statuses as a local CAN bridge's JSON datagrams (`tspace sim --bridge`)."""
-import json, random, re, signal, socket, subprocess, time
+import json, re, signal, socket, subprocess, time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from cli_helpers import TSPACE, clean_env, wait_for_text as _wait_for
+from cli_helpers import TSPACE, clean_env, host_local_bus, truck_config, wait_for_text as _wait_for
 from servers import Mosquitto
 
 
 def _config(tmp_path: Path, group: str, port: int, hmi_port: int, hmi_kind: str = "mqtt", interface: str = "kvaser") -> Path:
-    cfg = tmp_path / "truck.toml"
-    cfg.write_text(f"""episodes = 2
-seed = 5
-log_level = "INFO"
-[vehicle]
-interface = "{interface}"
-[vehicle.can]
-interface = "udp_multicast"
-channel = "{group}"
-hop_limit = 0
-bus_timeout_s = 20.0
-[vehicle.can.bus_kwargs]
-port = {port}
-[hmi]
-kind = "{hmi_kind}"
-port = {hmi_port}
-[agent]
-hidden_units = [16, 16]
-batch_size = 8
-""")
-    return cfg
+    return truck_config(tmp_path / "truck.toml", group, port, hmi_kind=hmi_kind, hmi_port=hmi_port, interface=interface,
+                        episodes=2, agent={"hidden_units": [16, 16], "batch_size": 8})
 
 
 
@@ -43,8 +24,7 @@ def test_run_on_a_truck_of_its_own(tmp_path, interface):
     from tspace.config.run import load_config
     from tspace.conn.mqtt import MqttHMI
     from servers import free_port
-    group = f"239.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(1, 254)}"
-    port = random.randint(20000, 60000)
+    group, port = host_local_bus()
     sim_args = [TSPACE, "sim", "--bus", "udp_multicast", "--channel", group, "--port", str(port), "--cycle", "triangle", "--speedup", "2", "--loop"]
     broker = app = None
     if interface == "kvaser":                             # the driver's app on MQTT
@@ -138,8 +118,7 @@ def test_inference_with_a_dummy_hmi_acts_and_flashes_until_sigterm(tmp_path):
     "--infer with hmi.kind = dummy: the agent of a checkpoint acts on the truck's frames and its rows reach the VCU; SIGTERM ends it."
     from tspace.config.run import load_config
     from tspace.agent.dpg import make_agent
-    group = f"239.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(1, 254)}"
-    port = random.randint(20000, 60000)
+    group, port = host_local_bus()
     cfg_path = _config(tmp_path, group, port, 1883, hmi_kind="dummy")
     cfg = load_config(str(cfg_path))
     make_agent(cfg.observation_meta(), cfg.agent).save(tmp_path / "agent")

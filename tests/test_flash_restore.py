@@ -2,39 +2,19 @@
 udp_multicast bus (its watchdog off, so only tspace's restore can bring the stock map back); a run in another process
 flashes the agent's rows, then ends normally, by SIGTERM, or because a worker raised. Afterwards the VCU holds the stock
 map (read from this process) and the run's summary records the restore and its read-back."""
-import json, random, signal, socket, subprocess, sys, time
+import json, signal, socket, subprocess, sys, time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from cli_helpers import TSPACE, clean_env, wait_for_text
+from cli_helpers import TSPACE, clean_env, host_local_bus, truck_config, wait_for_text
 from servers import free_port
 
 
 def _config(tmp_path: Path, group: str, port: int, hmi_kind: str, hmi_port: int = 1883) -> Path:
-    cfg = tmp_path / "truck.toml"
-    cfg.write_text(f"""episodes = 1
-seed = 5
-log_level = "INFO"
-[vehicle]
-interface = "kvaser"
-[vehicle.can]
-interface = "udp_multicast"
-channel = "{group}"
-hop_limit = 0
-bus_timeout_s = 20.0
-[vehicle.can.bus_kwargs]
-port = {port}
-[vehicle.can.flash]
-watchdog_s = 0
-[hmi]
-kind = "{hmi_kind}"
-port = {hmi_port}
-[agent]
-hidden_units = [16, 16]
-""")
-    return cfg
+    "One episode; the VCU's watchdog off, so only tspace's restore can bring the stock map back."
+    return truck_config(tmp_path / "truck.toml", group, port, hmi_kind=hmi_kind, hmi_port=hmi_port, watchdog_s=0)
 
 
 
@@ -44,8 +24,7 @@ def truck(tmp_path):
     "The simulated VCU in its own process; yields (config path, the config, a function that reads the map it holds)."
     from tspace.config.run import load_config
     from tspace.agent.dpg import make_agent
-    group = f"239.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(1, 254)}"
-    port = random.randint(20000, 60000)
+    group, port = host_local_bus()
     hmi_port = free_port()
     cfg_path = _config(tmp_path, group, port, "udp", hmi_port)
     cfg = load_config(str(cfg_path))
@@ -143,8 +122,7 @@ def test_restored_after_a_worker_raised(tmp_path, truck):
 
 def test_a_vcu_that_does_not_answer_fails_the_run_loudly(tmp_path):
     "No VCU on the bus: the restore cannot be verified, so the run exits non-zero and says so."
-    group = f"239.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(1, 254)}"
-    cfg_path = _config(tmp_path, group, random.randint(20000, 60000), "dummy")
+    cfg_path = _config(tmp_path, *host_local_bus(), "dummy")
     from tspace.config.run import load_config
     from tspace.agent.dpg import make_agent
     cfg = load_config(str(cfg_path))
