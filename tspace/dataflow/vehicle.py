@@ -198,16 +198,9 @@ def stock_reference(self: SimulatedVehicle, cycle: str, seed: int) -> dict:
     "The same drive on the stock map, simulated in-process with the same seed (the simulator is deterministic)."
     key = (cycle, int(seed))
     if key not in self._stock_cache:
-        sim = TruckSim(cycle, self.params, self.driver, self.stock, sample_hz=self.sample_hz, seed=seed)
-        e = d = sq = 0.0
-        n = 0
-        while not sim.done:             # never past the cycle's end: a standing truck still draws auxiliary power
-            ch = sim.run(max(1, min(500, int(math.ceil((sim.cycle.duration_s - sim.time_s) * sim.sample_hz - 1e-6)))))
-            e += ch.energy_wh
-            d += ch.distance_m
-            sq += float(np.sum((ch.ref_kmh - ch.signals[:, 0]) ** 2))
-            n += len(ch.time_s)
-        self._stock_cache[key] = {"wh_per_km": e / (d / 1000), "speed_rmse_kmh": math.sqrt(sq / n), "distance_km": d / 1000}
+        sim = MeteredTruckSim(cycle, self.params, self.driver, self.stock, sample_hz=self.sample_hz, seed=seed)
+        sim.run_cycle()                 # to the drive's end and never past it: a standing truck still draws auxiliary power
+        self._stock_cache[key] = {k: sim.drive_summary()[k] for k in ("wh_per_km", "speed_rmse_kmh", "distance_km")}
     return self._stock_cache[key]
 
 # %% ../../nbs/07_dataflow.vehicle.ipynb 14
