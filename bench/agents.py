@@ -86,6 +86,8 @@ def parse_args(argv=None):
                    help="truck: how an action value becomes a torque change (ActionSpec.encoding), the same for both libraries")
     p.add_argument("--reward-scale", type=float, default=TRUCK["reward_scale"],
                    help="truck: rewards times this for learning, both libraries (tspace: AgentConfig.reward_scale; SB3: a reward wrapper)")
+    p.add_argument("--gamma", type=float, default=TRUCK["gamma"],
+                   help="truck: discount of both libraries (an action's effect on energy is mostly within a few steps of 1.5 s)")
     p.add_argument("--reward-center", action="store_true",
                    help="truck, tspace only: AgentConfig.reward_center (rewards minus their running mean in every update); SB3 has no such option")
     p.add_argument("--quick", action="store_true", help="tiny budget smoke run (< 3 minutes): checks the plumbing, not the figures")
@@ -111,7 +113,7 @@ def hyperparams(env: str, algo: str, args) -> dict:
     if env == "truck":
         hp = {**TRUCK, "steps": args.steps or TRUCK["steps"], "learning_starts": args.warmup if args.warmup is not None else TRUCK["learning_starts"]}
         hp["buffer_size"] = hp["steps"]
-        hp["encoding"], hp["reward_scale"], hp["reward_center"] = args.encoding, args.reward_scale, args.reward_center
+        hp["encoding"], hp["reward_scale"], hp["reward_center"], hp["gamma"] = args.encoding, args.reward_scale, args.reward_center, args.gamma
         if algo == "sac": hp["noise_sigma"] = None
         return hp
     hp = dict(PENDULUM["sac" if algo == "sac" else "td3"])
