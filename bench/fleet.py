@@ -233,13 +233,13 @@ def agentlace_broadcast(k: int, repeats: int) -> float:
 _ACTOR = None
 
 def numpy_actor(obs: np.ndarray) -> np.ndarray:
-    "A DDPG actor's forward pass (90-256-256-68, ReLU, tanh) on a batch, with fixed weights."
+    "A DDPG actor's forward pass (90-256-256-68, ReLU, tanh; `agent.numpy_actor.MLPActor`, as `tspace serve inference` runs it) on a batch, with fixed weights."
     global _ACTOR
-    if _ACTOR is None: _ACTOR = actor_weights(np.random.default_rng(7))
-    layers = _ACTOR
-    h = obs.reshape(len(obs), -1)
-    for j in range(0, len(layers) - 2, 2): h = np.maximum(h @ layers[j] + layers[j + 1], 0)
-    return np.tanh(h @ layers[-2] + layers[-1]).reshape(len(obs), 4, 17)
+    if _ACTOR is None:
+        from tspace.agent.numpy_actor import MLPActor
+        S = ACTOR_SIZES[0]
+        _ACTOR = MLPActor.from_arrays([np.zeros(S), np.ones(S), *actor_weights(np.random.default_rng(7))], S, ACTOR_SIZES[-1])
+    return _ACTOR(obs.reshape(len(obs), -1)).reshape(len(obs), 4, 17)
 
 
 def truck_spec():

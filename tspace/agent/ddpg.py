@@ -17,6 +17,7 @@ import keras
 from fastcore.basics import patch
 
 from .dpg import DPGAgent
+from .numpy_actor import MLPActor, np_dense_stack, np_mlp, np_relu_stack   # the stacks: still imported from here by rdpg, sac, transformer, embed
 from .spec import AgentSpec, check_batch
 from ..system.errors import AgentError
 from ..system.files import atomic_write
@@ -27,7 +28,7 @@ if keras.backend.backend() != "tensorflow":
 
 # %% auto 0
 __all__ = ['log', 'hidden_init', 'output_init', 'state_scaling', 'np_state_scaling', 'tflite_bytes', 'actor_trunk', 'build_actor',
-           'build_critic', 'np_relu_stack', 'np_dense_stack', 'np_mlp', 'KerasAgent', 'DDPG']
+           'build_critic', 'KerasAgent', 'DDPG']
 
 # %% ../../nbs/06_agent.ddpg.ipynb 6
 log = get_logger(__name__)
@@ -96,26 +97,6 @@ def build_critic(spec: AgentSpec, hidden: tuple[int, ...], seed: int = 0, name: 
         x = keras.layers.Dense(h, activation="relu", kernel_initializer=hidden_init(seed + 201 + i), name=f"hidden{i + 1}")(x)
     q = keras.layers.Dense(1, kernel_initializer=output_init(seed + 300), name="q")(x)
     return keras.Model([obs, act], q, name=name)
-
-def np_relu_stack(h: np.ndarray, layers: tuple) -> np.ndarray:
-    "Dense layers with ReLU in NumPy; `layers` = ((W, b), ...)."
-    for W, b in layers:
-        h = h @ W
-        h += b
-        np.maximum(h, 0, out=h)
-    return h
-
-def np_dense_stack(h: np.ndarray, layers: tuple) -> np.ndarray:
-    "Dense layers in NumPy: ReLU on all but the last, `tanh` on the last; `layers` = ((W, b), ...)."
-    h = np_relu_stack(h, layers[:-1])
-    W, b = layers[-1]
-    h = h @ W
-    h += b
-    return np.tanh(h, out=h)
-
-def np_mlp(x: np.ndarray, center: np.ndarray, div: np.ndarray, layers: tuple) -> np.ndarray:
-    "The actor's forward pass in NumPy: state scaling, then `np_dense_stack`."
-    return np_dense_stack((x - center) / div, layers)
 
 # %% ../../nbs/06_agent.ddpg.ipynb 16
 class KerasAgent(DPGAgent):
@@ -254,6 +235,11 @@ class DDPG(KerasAgent):
 @patch
 def _act_unit(self: DDPG, x: np.ndarray) -> np.ndarray:
     return np_mlp(x, self._center, self._div, self._np_actor)
+
+@patch
+def numpy_actor(self: DDPG) -> MLPActor:
+    "The noise-free actor as `act` runs it now, a frozen `MLPActor` (batches too, no TensorFlow needed): for a fleet's trucks or an inference server."
+    return MLPActor(self._center, self._div, self._np_actor[:len(self.config.hidden_units) + 1])   # SAC, IQL: without the log-std head
 
 @patch
 def _predict_unit(self: DDPG, x: np.ndarray) -> np.ndarray:

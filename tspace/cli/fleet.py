@@ -32,6 +32,7 @@ def fleet(trucks: Param("simulated trucks, each a Ray actor", int) = 2,
         print(f"tspace fleet: {trucks} truck(s) on {address or 'a local Ray'}, learner ({cfg.agent.kind}) on {d.address(d.trainer_port)}, "
               f"pool {cfg.storage.url}", flush=True)
         r = run_fleet(cfg, trucks, episodes, steps=steps, address=address, publish_every=publish_every, kill_after=kill_truck_after)
+    print(f"tspace fleet: Ray at {r['ray_address']}", flush=True)
     for t in r["trucks"]:
         print(f"{t['truck']}: delivered {t['episodes']} episode(s), {t['records']} record(s); {t['restarts']} restart(s), "
               f"{t['dropped']} unacknowledged episode(s) driven again; weights v{t['weights_version']}; the pool holds {r['pool'][t['truck']]}", flush=True)

@@ -48,9 +48,9 @@ def inference(checkpoint: Param("agent checkpoint folder (as `tspace run` or `ts
     with bad_input_exits("serve inference", AgentError, FileNotFoundError):
         cfg = load_config_with(config, {"dist.inference_port": port})
         from tspace.agent.dpg import load_agent
-        from tspace.dist.inference import InferenceServer
+        from tspace.dist.inference import InferenceServer, batch_actor
         agent = load_agent(checkpoint)
-        server = InferenceServer(agent.predict, agent.spec, cfg.dist)
+        server = InferenceServer(batch_actor(agent), agent.spec, cfg.dist)
     d = cfg.dist
     print(f"tspace serve inference: {type(agent).__name__} from {checkpoint} on {d.address(d.inference_port)}"
           f"{' (CURVE)' if d.curve else ''}, batches of up to {d.max_batch} within {d.max_wait_ms:g} ms", flush=True)

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..agent.numpy_actor import MLPActor
 from ..agent.spec import AgentSpec
 from ..data.core import records_from_arrays
 from .trainer import TrainerClient
-from ..system.errors import ConfigError, DataError
+from ..system.errors import ConfigError, DataError, TspaceConnectionError
 from ..system.files import write_json_atomic
 from ..system.log import get_logger
 
@@ -62,33 +63,20 @@ class TruckJournal:
 
 # %% ../../nbs/09_dist.fleet.ipynb 9
 class NumpyActor:
-    "The learner's MLP actor in NumPy: `set(version, [center, div, W1, b1, ...])`, then `actor(obs)` -> an action of `spec`."
+    "A truck's policy: the learner's broadcast `MLPActor` (`set(version, arrays)`), exploring with Gaussian noise; `actor(obs)` -> an action of `spec`."
     def __init__(self, spec: AgentSpec, sigma: float = 0.1, seed: int = 0):
         self.spec, self.sigma = spec, float(sigma)
         self.rng = np.random.default_rng(seed)
-        self.version, self._net = 0, None          # (center, div, ((W, b), ...)), swapped in at once
+        self.version, self._net = 0, None          # an MLPActor, swapped in at once
 
     def set(self, version: int, arrays: list) -> None:
         "Take weights `version` (a `TrainerClient.on_weights` callback); `DataError` if they do not fit the spec."
-        if len(arrays) < 4 or len(arrays) % 2: raise DataError(f"actor weights: {len(arrays)} arrays, expected center, div and (W, b) pairs")
-        a = [np.asarray(x, np.float32) for x in arrays]
-        layers = tuple((a[i], a[i + 1]) for i in range(2, len(a), 2))
-        width = self.spec.state_size
-        for W, b in layers:
-            if W.ndim != 2 or W.shape[0] != width or b.shape != (W.shape[1],):
-                raise DataError(f"actor weights: a layer {W.shape} + {b.shape} after width {width}")
-            width = W.shape[1]
-        if width != self.spec.action_size or a[0].shape != (self.spec.state_size,) or a[1].shape != a[0].shape:
-            raise DataError(f"actor weights: ({a[0].shape} -> {width}) for state {self.spec.state_size}, action {self.spec.action_size}")
-        self._net, self.version = (a[0], a[1], layers), int(version)
+        net = MLPActor.from_arrays(arrays, self.spec.state_size, self.spec.action_size)
+        self._net, self.version = net, int(version)
 
     def __call__(self, obs, explore: bool = True) -> np.ndarray:
         u = np.zeros(self.spec.action_size, np.float32)
-        if (net := self._net) is not None:
-            center, div, layers = net
-            h = (self.spec.check_obs(obs) - center) / div
-            for W, b in layers[:-1]: h = np.maximum(h @ W + b, 0)
-            u = np.tanh(h @ layers[-1][0] + layers[-1][1])
+        if (net := self._net) is not None: u = net(self.spec.check_obs(obs))
         if explore and self.sigma > 0: u = np.clip(u + self.rng.normal(0, self.sigma, u.shape), -1, 1)
         return self.spec.scale_action(u.astype(np.float32))
 
@@ -153,7 +141,6 @@ def run(self: FleetTruck, episodes: int) -> dict:
     if not isinstance(episodes, int) or episodes < 0: raise ConfigError(f"episodes = {episodes!r}: expected an int >= 0")
     while self.journal.episodes < episodes: self.drive()
     if not self.client.wait_acked(self.timeout_s):
-        from tspace.system.errors import TspaceConnectionError
         raise TspaceConnectionError(f"{self!r}: {self.client.pending} episode(s) not acknowledged within {self.timeout_s:g} s")
     return self.tally()
 
@@ -178,9 +165,8 @@ class FleetLearner:
     def __repr__(self): return f"FleetLearner({self.updates} updates, weights v{self.server.weights_version}, {self.server!r})"
 
     def actor_weights(self) -> list[np.ndarray]:
-        "The agent's actor as `NumpyActor` takes it: `[center, div, W1, b1, ...]`."
-        a = self.agent
-        return [a._center, a._div, *(x for W, b in a._np_actor for x in (W, b))]
+        "The agent's actor as `NumpyActor` takes it: `[center, div, W1, b1, ...]` (`MLPActor.arrays`)."
+        return self.agent.numpy_actor().arrays
 
     def learn(self, stop: threading.Event) -> None:
         "Worker: agent updates while the buffer holds a batch and the data allow one more (`updates_per_step` per stored record), the actor broadcast every `publish_every`; until `stop`."
@@ -231,6 +217,30 @@ def _drive_trucks(ray, actors: list, episodes: int, learner: FleetLearner, kill:
         _, pending = ray.wait(pending, num_returns=len(pending), timeout=0.02)
     return ray.get(refs) if not pending else []
 
+def _loopback_only(ray) -> None:
+    """A local Ray on 127.0.0.1 only. Ray binds its servers to the host's network address on every interface unless it is
+    told it is no cluster (`RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`, read once when ray is imported, hence the constant)."""
+    try: ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
+    except AttributeError: log.warning("this Ray (%s) has no ENABLE_RAY_CLUSTER switch: the local Ray may listen on every interface", ray.__version__)
+
+def _join_ray(ray, address: str | None, trucks: int) -> None:
+    "Start a local Ray for `trucks` actors, or join the cluster at `address`; `TspaceConnectionError` naming it if that fails."
+    if address is None:
+        _loopback_only(ray)
+        ray.init(num_cpus=max(trucks, 1), include_dashboard=False, log_to_driver=False)
+        return
+    try: ray.init(address=address, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        causes, cause = [], e
+        while cause is not None and len(causes) < 10:     # Ray chains ConnectionError <- RuntimeError <- AuthenticationError
+            causes.append(f"{type(cause).__name__}: {cause}")
+            cause = cause.__cause__ or cause.__context__
+        hint = ("; the cluster wants its token: set RAY_AUTH_MODE=token and give this process the cluster's token "
+                "(~/.ray/auth_token, RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH); Ray sends none to an explicit address otherwise"
+                if any("AuthToken" in c or "AuthenticationError" in c for c in causes) else "")
+        raise TspaceConnectionError(f"cannot join the Ray cluster at {address!r}: {str(e).splitlines()[0]}{hint}") from None
+
+
 # %% ../../nbs/09_dist.fleet.ipynb 25
 def run_fleet(cfg, trucks: int, episodes: int, *, steps: int = 20, address: str | None = None, pool_url: str | None = None,
               publish_every: int = 10, kill_after: int | None = None, max_restarts: int = 3) -> dict:
@@ -244,11 +254,13 @@ def run_fleet(cfg, trucks: int, episodes: int, *, steps: int = 20, address: str 
     folder = Path(storage.url) / "_fleet"
     epoch, names = _fleet_epoch(folder), [f"truck-{i}" for i in range(trucks)]
     before = _count_pool(storage, names)
-    if address is None: ray.init(num_cpus=max(trucks, 1), include_dashboard=False, log_to_driver=False)
-    else: ray.init(address=address, log_to_driver=False)
-    out: dict = {"run_id": run_id, "trucks": [], "epoch": str(epoch)}
+    learner = FleetLearner(cfg.model_copy(update={"storage": storage}), publish_every=publish_every)   # binds its ports before Ray starts
+    try: _join_ray(ray, address, trucks)
+    except BaseException:
+        learner.close()
+        raise
+    out: dict = {"run_id": run_id, "trucks": [], "epoch": str(epoch), "ray_address": ray.get_runtime_context().gcs_address}
     try:
-        learner = FleetLearner(cfg.model_copy(update={"storage": storage}), publish_every=publish_every)
         Truck = ray.remote(num_cpus=1, max_restarts=max_restarts, max_task_retries=max_restarts)(FleetTruck)
         actors = [Truck.remote(n, cfg, str(folder / run_id), client_id=f"{n}@{run_id}", steps=steps, seed=cfg.seed + i, epoch=epoch)
                   for i, n in enumerate(names)]

@@ -20,13 +20,16 @@ from ..system.errors import AgentError, ConfigError, DecodeError, TspaceConnecti
 from ..system.log import ProblemCounter, get_logger
 
 # %% auto 0
-__all__ = ['log', 'InferenceServer', 'InferenceClient']
+__all__ = ['log', 'ACTIVE_S', 'InferenceServer', 'batch_actor', 'InferenceClient']
 
 # %% ../../nbs/09_dist.inference.ipynb 4
 log = get_logger(__name__)
 
+ACTIVE_S = 1.0
+"A client that asked within this many seconds is expected to ask again: a batch waits (up to `max_wait_ms`) for its request."
+
 class InferenceServer:
-    "Answers `act` requests with micro-batched calls of `actor(obs_batch) -> action_batch` (e.g. an agent's `predict`)."
+    "Answers `act` requests with micro-batched calls of `actor(obs_batch) -> action_batch` (e.g. `batch_actor(agent)`)."
     def __init__(self, actor: Callable[[np.ndarray], np.ndarray], spec: AgentSpec, cfg: DistConfig | None = None, version: int = 0):
         if not isinstance(spec, AgentSpec): raise ConfigError(f"spec: expected an AgentSpec, got {type(spec).__name__}")
         self.spec, self.cfg = spec, cfg or DistConfig()
@@ -36,6 +39,7 @@ class InferenceServer:
         self.stats = Counter()
         self._problems = ProblemCounter(log, self.stats)
         self.batch_sizes = Counter()    # batch size -> how many batches of that size
+        self._asked: dict[bytes, float] = {}   # client identity -> when its last request was taken
         self.ctx = zmq.Context()
         self._auth = authenticator(self.ctx, self.cfg)
         self.router = server_socket(self.ctx, zmq.ROUTER, self.cfg.inference_port, self.cfg)
@@ -83,14 +87,14 @@ def _spec_mismatch(spec: AgentSpec, theirs: dict, client: str) -> str | None:
 # %% ../../nbs/09_dist.inference.ipynb 6
 @patch
 def step(self: InferenceServer, timeout_ms: int = 50) -> int:
-    "Wait up to `timeout_ms` for a request, gather a batch (`max_batch`, `max_wait_ms`), answer it; returns its size."
+    "Wait up to `timeout_ms` for a request; batch what is queued (`max_batch`), waiting up to `max_wait_ms` only for active clients not in it; answer; the batch size."
     if not self.router.poll(timeout_ms): return 0
-    batch, deadline = [], time.perf_counter() + self.cfg.max_wait_ms / 1000
+    batch, deadline = [], time.monotonic() + self.cfg.max_wait_ms / 1000
     while len(batch) < self.cfg.max_batch:
         try: ident, data = self.router.recv_multipart(zmq.NOBLOCK)[-2:]
         except zmq.Again:
-            left = deadline - time.perf_counter()
-            if left <= 0 or not self.router.poll(left * 1000): break
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._waiting_for(batch) or not self.router.poll(left * 1000): break
             continue
         except ValueError: self._problems("malformed", "a message of one frame"); continue
         req = self._request(ident, data)
@@ -99,8 +103,18 @@ def step(self: InferenceServer, timeout_ms: int = 50) -> int:
     return len(batch)
 
 @patch
+def _waiting_for(self: InferenceServer, batch: list) -> bool:
+    "Whether a client that asked in the last `ACTIVE_S` s has no request in `batch` (one may be on its way); forgets the others."
+    now = time.monotonic()
+    for ident in [i for i, t in self._asked.items() if now - t > ACTIVE_S]: del self._asked[ident]
+    inside = {ident for ident, _, _ in batch}
+    return any(ident not in inside for ident in self._asked)
+
+@patch
 def _answer(self: InferenceServer, batch: list) -> None:
     with self._actor_lock: actor, version = self._actor, self.version
+    now = time.monotonic()
+    for ident, _, _ in batch: self._asked[ident] = now
     try:
         obs = np.stack([obs for _, _, obs in batch]).reshape(len(batch), *self.spec.state_shape)
         actions = np.asarray(actor(obs), np.float32)
@@ -126,6 +140,13 @@ def add_to(self: InferenceServer, sup) -> InferenceServer:
     return self
 
 # %% ../../nbs/09_dist.inference.ipynb 7
+def batch_actor(agent) -> Callable[[np.ndarray], np.ndarray]:
+    "An `InferenceServer` actor for a saved `agent`: its NumPy forward pass on the batch (MLP agents: `numpy_actor()`), else its compiled `predict`."
+    if not hasattr(agent, "numpy_actor"): return agent.predict     # recurrent and attention actors
+    net, spec = agent.numpy_actor(), agent.spec
+    return lambda obs: spec.scale_action(net(obs.reshape(len(obs), -1)))
+
+# %% ../../nbs/09_dist.inference.ipynb 8
 class InferenceClient:
     "Asks an `InferenceServer` for actions; each request waits at most `timeout` s. Thread-safe (one request at a time)."
     def __init__(self, client_id: str, spec: AgentSpec, cfg: DistConfig | None = None):

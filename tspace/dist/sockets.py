@@ -11,7 +11,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
 from ..config.dist import DistConfig
-from ..system.errors import ConfigError
+from ..system.errors import ConfigError, TspaceConnectionError
 from ..system.log import get_logger
 
 # %% auto 0
@@ -29,14 +29,18 @@ def load_keys(path: Path | None, what: str, secret: bool) -> tuple[bytes, bytes 
     return public, private
 
 def server_socket(ctx: zmq.Context, kind: int, port: int, cfg: DistConfig) -> zmq.Socket:
-    "A socket of `kind` bound to `cfg.host:port`, size-limited, a CURVE server if `cfg.curve` (start `authenticator` first)."
+    "A socket of `kind` bound to `cfg.host:port`, size-limited, a CURVE server if `cfg.curve` (start `authenticator` first); `TspaceConnectionError` if the port is taken."
     sock = ctx.socket(kind)
     sock.linger = 0
     sock.setsockopt(zmq.MAXMSGSIZE, 2 * cfg.max_message_bytes)
     if cfg.curve:
         public, secret = load_keys(cfg.server_secret_key, "server_secret_key", secret=True)
         sock.curve_secretkey, sock.curve_publickey, sock.curve_server = secret, public, True
-    sock.bind(cfg.address(port))
+    try: sock.bind(cfg.address(port))
+    except zmq.ZMQError as e:
+        sock.close()
+        raise TspaceConnectionError(f"cannot listen on {cfg.address(port)}: {e.strerror} (another server on port {port}? "
+                                    f"choose a free one in the config's [dist] section)") from None
     return sock
 
 def authenticator(ctx: zmq.Context, cfg: DistConfig) -> ThreadAuthenticator | None:
