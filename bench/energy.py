@@ -1,13 +1,15 @@
 """Energy bench: the agent of `tspace run` against an oracle, on the held-out cycle, for 3 seeds and both driver scenarios.
 
     python bench/energy.py [--quick] [--scenario cycle|following|both] [--seeds 3] [--episodes N] [--agent ddpg|td3]
-                           [--oracle-evals 200] [--speedup 50] [--data DIR] [--config FILE]
+                           [--oracle-evals 200] [--speedup 50] [--data DIR] [--config FILE] [--oracle-only]
 
 For each scenario and seed (`cfg.seed` = 0, 1, ...; `cfg.driver.behaviour.scenario` as `tspace run --scenario` sets it):
 1. `tspace run` (the `Avatar`) trains for a fixed budget of episodes and drives the held-out cycle with the stock map
    ("eval stock") and with the agent ("eval agent", no noise), same seed, through the CAN path.
 2. The oracle: with full knowledge of the held-out cycle, the lowest-energy static map found by a black-box search
-   (CMA-ES, a fixed number of drives) over the whole safe map, warm-started from the best of a few static families.
+   (CMA-ES, a fixed number of drives) over the whole safe map, warm-started from the best of a few static families
+   (all rows, or a band of rows, lowered by a fraction of the budget on a coarse grid), whose fraction is first bisected
+   towards the next grid point that breaks a limit (8 drives per family: a deeper cut saves more until a limit stops it).
    Every point it tries is a safe map: the search variable `z` in [-1, 0] is a change of every cell the held-out cycle can
    reach, in units of the budget, and the map driven is `ActionSpec.project(stock, stock + budget * z)` -- the same
    projection the flash path applies to the agent's proposals (monotone in pedal, stock at zero pedal unless
@@ -87,14 +89,16 @@ class MapDrive:
         return drive_metrics(sim.drive_summary(), sim.trace, sim.following_report())
 
 def static_families(base: np.ndarray, budget: float, k: int):
-    "(name, table) of the static families: all rows lowered by a fraction of the budget, or a band of `k` rows lowered (before projection)."
-    for f in (0.25, 0.5, 0.75, 1.0):
-        yield f"all rows lowered by {f * budget:g} Nm", base - f * budget
+    "(name, grid, fraction -> table) of the static families: all rows lowered by a fraction of the budget, or a band of `k` rows lowered (before projection)."
+    yield "all rows", (0.25, 0.5, 0.75, 1.0), lambda f: base - f * budget
     for s in range(base.shape[0] - k + 1):
-        for f in (0.5, 1.0):
+        def band(f, s=s):
             t = base.copy()
             t[s:s + k] -= f * budget
-            yield f"rows {s}..{s + k - 1} lowered by {f * budget:g} Nm", t
+            return t
+        yield f"rows {s}..{s + k - 1}", (0.5, 1.0), band
+
+def family_name(family: str, f: float, budget: float) -> str: return f"{family} lowered by {f * budget:.4g} Nm"
 
 def reachable_rows(stock, cycle: str) -> int:
     "Speed rows of the map the cycle's speeds can reach by interpolation (rows up to the first breakpoint at or above its top speed)."
@@ -102,8 +106,8 @@ def reachable_rows(stock, cycle: str) -> int:
     top = float(as_cycle(cycle).speed_kmh.max())
     return int(min(len(stock.speed_kmh), np.searchsorted(stock.speed_kmh, top) + 1))
 
-def oracle(drive: MapDrive, scenario: str, fp, evals: int, seed: int = 1, log=print) -> dict:
-    "The best safe static map found for `drive`'s cycle within the limits: the static families, then CMA-ES over every reachable cell."
+def oracle(drive: MapDrive, scenario: str, fp, evals: int, seed: int = 1, refine: int = 8, log=print) -> dict:
+    "The best safe static map found for `drive`'s cycle within the limits: the static families, a bisection of each family's depth towards the limit that stops it (`refine` drives each), then CMA-ES over every reachable cell."
     import cma
     t0, p0 = time.monotonic(), time.process_time()
     base, spec = drive.base, drive.spec
@@ -115,9 +119,20 @@ def oracle(drive: MapDrive, scenario: str, fp, evals: int, seed: int = 1, log=pr
     best = {"name": "stock map", "table": base, "r": stock}
     def keep(name, table, r, ok):
         if ok and r["wh_per_km"] < best["r"]["wh_per_km"]: best.update(name=name, table=drive.safe(table), r=r)
-    for name, t in static_families(base, spec.budget_nm, spec.rows):
-        f, r, ok = judge(t)
-        keep(name, t, r, ok)
+    brackets = []                                       # (family, fraction -> table, largest fraction within the limits, the next one outside)
+    for fam, grid, table in static_families(base, spec.budget_nm, spec.rows):
+        lo = 0.0                                        # the stock map is within the limits
+        for f in grid:
+            _, r, ok = judge(table(f))
+            keep(family_name(fam, f, spec.budget_nm), table(f), r, ok)
+            if ok: lo = f
+            else: brackets.append((fam, table, lo, f)); break
+    for fam, table, lo, hi in brackets:                 # a deeper cut saves more until a limit stops it: bisect to that depth
+        for _ in range(refine):
+            f = (lo + hi) / 2
+            _, r, ok = judge(table(f))
+            keep(family_name(fam, f, spec.budget_nm), table(f), r, ok)
+            lo, hi = (f, hi) if ok else (lo, f)
     families = dict(best)
     n_rows = reachable_rows(drive.stock, drive.sim.cycle)
     col0 = 0 if spec.coast_regen_nm > 0 else 1          # zero pedal is stock unless coast regeneration is allowed
@@ -139,7 +154,7 @@ def oracle(drive: MapDrive, scenario: str, fp, evals: int, seed: int = 1, log=pr
         es.tell(zs, fs)
     saving = 100 * (1 - best["r"]["wh_per_km"] / stock["wh_per_km"])
     fam_saving = 100 * (1 - families["r"]["wh_per_km"] / stock["wh_per_km"])
-    log(f"  oracle: {drive.drives} drives ({n_static} of the static families, {drive.drives - n_static} CMA-ES over {z0.size} cells "
+    log(f"  oracle: {drive.drives} drives ({n_static} of the static families and their bisection, {drive.drives - n_static} CMA-ES over {z0.size} cells "
         f"= {n_rows} speed rows x {base.shape[1] - col0} pedal columns) in {time.monotonic() - t0:.0f} s wall, "
         f"{time.process_time() - p0:.0f} s CPU: best static family {families['name']!r} {fam_saving:+.2f} %, best found {saving:+.2f} % ({best['name']})")
     return {"stock": stock, "best": best["r"], "table": best["table"], "name": best["name"], "saving_pct": saving,
@@ -208,6 +223,24 @@ def seed_table(rows: list[dict]) -> str:
     with pd.option_context("display.width", 250, "display.max_columns", 40, "display.float_format", "{:.3f}".format):
         return f"{num.to_string()}\n{stats.to_string()}"
 
+def oracle_only(cfg, scenario: str, seed: int, a, log=print) -> dict:
+    "The oracle of one seed and scenario without training: the eval drive of `tspace run` (`SimVehicle`, held-out cycle, eval seed), searched as in `train_and_evaluate`."
+    import queue, uuid
+    from tspace.conn.can import open_bus
+    from tspace.dataflow.vehicle import SimVehicle
+    from tspace.sim.cycles import HELDOUT_CYCLE
+    v = cfg.vehicle
+    can_cfg = v.can.model_copy(update={"interface": "virtual", "channel": f"tspace-oracle-{uuid.uuid4().hex[:10]}"})
+    bus = open_bus(can_cfg)
+    try:
+        vehicle = SimVehicle(bus, can_cfg, v, cfg.driver.behaviour, queue.Queue(), math.inf)
+        orc = oracle(MapDrive(vehicle, v.action_spec(), HELDOUT_CYCLE, cfg.seed + EVAL_SEED_OFFSET), scenario, cfg.driver.behaviour.following,
+                     a.oracle_evals, seed=seed + 1, log=log)
+    finally: bus.shutdown()
+    return {"scenario": scenario, "seed": seed, "stock Wh/km": orc["stock"]["wh_per_km"], "oracle Wh/km": orc["best"]["wh_per_km"],
+            "oracle %": orc["saving_pct"], "static %": orc["families_saving_pct"], "drives": orc["drives"], "oracle s": orc["wall_s"],
+            "oracle map": orc["name"]}
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 1 episode, 40 oracle drives")
@@ -220,6 +253,7 @@ def main(argv=None):
     ap.add_argument("--data", default=None, help="folder for the runs' pools (default: a temporary folder)")
     ap.add_argument("--config", default=None)
     ap.add_argument("--quiet", action="store_true", help="no per-drive progress lines")
+    ap.add_argument("--oracle-only", action="store_true", help="no training: the oracle of each seed and scenario only")
     a = ap.parse_args(argv)
     if a.quick:
         a.seeds, a.episodes, a.oracle_evals = 1, 1, 20
@@ -236,10 +270,15 @@ def main(argv=None):
         for seed in range(a.seeds):
             cfg = load_config_with(a.config, {"seed": seed, "driver.behaviour.scenario": scenario, "agent.kind": a.agent})
             a.episodes = a.episodes or cfg.episodes
+            if a.oracle_only:
+                print(f"\n== {scenario} scenario, seed {seed}: the oracle only, on {HELDOUT_CYCLE!r} ==", flush=True)
+                rows.append(oracle_only(cfg, scenario, seed, a))
+                continue
             print(f"\n== {scenario} scenario, seed {seed}: {cfg.agent.kind}, {a.episodes} training episodes, eval on {HELDOUT_CYCLE!r} ==", flush=True)
             rows.append(train_and_evaluate(cfg, scenario, seed, a))
         tables[scenario] = rows
-    print(f"\n== results on the held-out cycle {HELDOUT_CYCLE!r}: {a.episodes} training episodes per seed, oracle = static families + "
+    trained = "no training (--oracle-only)" if a.oracle_only else f"{a.episodes} training episodes per seed"
+    print(f"\n== results on the held-out cycle {HELDOUT_CYCLE!r}: {trained}, oracle = static families + "
           f"{a.oracle_evals} CMA-ES drives; saving = 1 - Wh/km / stock Wh/km, same seed and scenario ==")
     failed = 0
     for scenario, rows in tables.items():
@@ -251,9 +290,9 @@ def main(argv=None):
         if ok:
             print(seed_table(ok))
             for r in ok:
-                if r["problems"]: print(f"seed {r['seed']}: agent outside the limits: {r['problems']}")
+                if r.get("problems"): print(f"seed {r['seed']}: agent outside the limits: {r['problems']}")
             print("oracle maps: " + ", ".join(f"seed {r['seed']}: {r['oracle map']}" for r in ok))
-            print("runs: " + ", ".join(r["run_dir"] for r in ok))
+            if not a.oracle_only: print("runs: " + ", ".join(r["run_dir"] for r in ok))
     print(f"\nbench wall time {time.monotonic() - t0:.0f} s, CPU of this process {time.process_time():.0f} s")
     return 1 if failed else 0
 
