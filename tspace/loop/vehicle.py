@@ -60,7 +60,7 @@ class VehiclePipeline(Pipeline):
             raise DataError(f"drive {row['drive']} of {cycle!r}: the Cruncher stored no episode within {self.episode_timeout_s:g} s of the cycle's end")
         a = episode_arrays(ep)
         n = len(a["r"])                          # a drive ends at a time limit: its last step is truncated, none terminated
-        return EpisodeData(a["s"], a["a"], a["r"], a["terminal"], np.arange(n) == n - 1, a["s2"], id=self.count)
+        return EpisodeData(a["s"], a["a"], a["r"], np.zeros(n, bool), np.arange(n) == n - 1, a["s2"], id=self.count)
 
     def state_dict(self) -> dict: return {"count": self.count}
     def load_state_dict(self, state) -> None: self.count = int(state.get("count", 0))
