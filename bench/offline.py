@@ -22,7 +22,7 @@ never share one (see bench/common.py).
 
 Goal: tspace's TD3+BC and IQL score at least d3rlpy's within the spread of the seeds, and plain offline DDPG below both.
 
-Usage: python bench/offline.py [--quick] [--seeds 3] [--updates 20000] [--sim-updates 10000] [--only pendulum|sim]
+Usage: python bench/offline.py [--quick] [--seeds 3] [--updates 20000] [--sim-updates 10000] [--only pendulum|sim] [--algos iql]
 """
 from __future__ import annotations
 import argparse, json, os, subprocess, sys, tempfile, time
@@ -52,8 +52,11 @@ def parse_args(argv=None):
     p.add_argument("--sim-reward-scale", type=float, default=0.01, help="truck: rewards times this for learning, every method alike")
     p.add_argument("--only", choices=("pendulum", "sim"), default=None, help="run one of the two datasets")
     p.add_argument("--no-d3rlpy", action="store_true", help="tspace only")
+    p.add_argument("--algos", default=",".join(TSPACE_ALGOS), help="comma-separated subset of td3bc,iql,ddpg to run (default: all)")
     p.add_argument("--d3rlpy-worker", default=None, help=argparse.SUPPRESS)    # internal: one d3rlpy job (JSON), prints JSON
     a = p.parse_args(argv)
+    a.algos = [x.strip() for x in a.algos.split(",") if x.strip()]
+    if not a.algos or set(a.algos) - set(TSPACE_ALGOS): p.error(f"--algos {','.join(a.algos)!r}: expected a subset of {','.join(TSPACE_ALGOS)}")
     for k, full, quick in (("seeds", 3, 2), ("updates", 20000, 2000), ("sim_updates", 10000, 1000), ("transitions", 30000, 10000),
                            ("behaviour_steps", 5000, 3000), ("sim_episodes", 6, 2)):
         if getattr(a, k) is None: setattr(a, k, quick if a.quick else full)
@@ -115,7 +118,8 @@ def sim_dataset(pool: str, path: str, episodes: int, max_steps: int, reward_scal
         n = len(arr["r"])
         cols["s"].append(arr["s"].reshape(n, -1)); cols["s2"].append(arr["s2"].reshape(n, -1))
         cols["a"].append(arr["a"].reshape(n, -1)); cols["r"].append(arr["r"] * reward_scale)
-        cols["terminal"].append(arr["terminal"].astype(bool)); cols["end"].append(np.arange(n) == n - 1)
+        cols["terminal"].append(np.zeros(n, bool))           # a drive ends on a time limit: every method bootstraps through it (as train_offline)
+        cols["end"].append(np.arange(n) == n - 1)            # ... and d3rlpy sees the end as a timeout
     data = {k: np.concatenate(v).astype(np.float32 if k not in ("terminal", "end") else bool) for k, v in cols.items()}
     np.savez(path, **data)
     return {"transitions": len(data["r"]), "episodes": int(data["end"].sum()), "seconds": time.perf_counter() - t0}
@@ -232,10 +236,12 @@ def run_pendulum(a, tmp: str, with_d3: bool) -> list[str]:
     for seed in range(a.seeds):
         score = lambda ag, seed=seed: evaluate(lambda o: ag.act(o, explore=False), seed, 10)
         for algo, name in (("td3bc", "tspace TD3+BC"), ("iql", "tspace IQL"), ("ddpg", "tspace DDPG (plain)")):
+            if algo not in a.algos: continue
             runs.setdefault(name, []).append(tspace_run(algo, data, a.updates, seed, spec, score))
             print(f"  seed {seed} {name}: return {runs[name][-1]['score']:.1f}, {runs[name][-1]['updates_s']:.0f} updates/s", flush=True)
         if with_d3:
             for algo, name in (("td3bc", "d3rlpy TD3+BC"), ("iql", "d3rlpy IQL")):
+                if algo not in a.algos: continue
                 runs.setdefault(name, []).append(d3rlpy_run(algo, "pendulum", path, a.updates, seed, env.action_space.low, env.action_space.high))
                 print(f"  seed {seed} {name}: return {runs[name][-1]['score']:.1f}, {runs[name][-1]['updates_s']:.0f} updates/s", flush=True)
     order = [n for n in ("tspace TD3+BC", "d3rlpy TD3+BC", "tspace IQL", "d3rlpy IQL", "tspace DDPG (plain)") if n in runs]
@@ -262,6 +268,7 @@ def run_sim(a, tmp: str, with_d3: bool) -> list[str]:
     runs, stock = {}, None
     for seed in range(a.seeds):
         for algo, name in (("td3bc", "tspace TD3+BC"), ("iql", "tspace IQL"), ("ddpg", "tspace DDPG (plain)")):
+            if algo not in a.algos: continue
             runs.setdefault(name, []).append(tspace_run(algo, data, a.sim_updates, seed, spec, lambda ag: ev(Shaped(ag))))
             r = runs[name][-1]
             stock = r["score"]["stock_wh_per_km"]
@@ -269,6 +276,7 @@ def run_sim(a, tmp: str, with_d3: bool) -> list[str]:
                   f"{r['updates_s']:.0f} updates/s", flush=True)
         if with_d3:
             for algo, name in (("td3bc", "d3rlpy TD3+BC"), ("iql", "d3rlpy IQL")):
+                if algo not in a.algos: continue
                 runs.setdefault(name, []).append(d3rlpy_run(algo, "sim", path, a.sim_updates, seed, spec[4], spec[5]))
                 r = runs[name][-1]
                 print(f"  seed {seed} {name}: {r['score']['wh_per_km']:.2f} Wh/km ({r['score']['saving_pct']:+.2f} %), "

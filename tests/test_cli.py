@@ -229,7 +229,8 @@ def test_report_of_a_folder_that_is_not_a_run_directory_exits_2(tmp_path):
 
 
 def test_collect_then_offline_td3bc_evaluates_on_the_heldout_cycle(tmp_path):
-    "tspace collect fills a pool with stock-map drives of the simulator; tspace train --algo td3bc learns from it, evaluates on the held-out cycle and saves a checkpoint that loads."
+    "tspace collect fills a pool with stock-map drives of the simulator; tspace train --algo td3bc learns from it, evaluates on the held-out cycle and saves a checkpoint that `tspace run --infer` drives with."
+    import json
     import numpy as np
     from tspace.agent.dpg import load_agent
     pool = str(tmp_path / "pool")
@@ -247,3 +248,11 @@ def test_collect_then_offline_td3bc_evaluates_on_the_heldout_cycle(tmp_path):
     agent = load_agent(tmp_path / "ck")
     assert type(agent).__name__ == "TD3BC" and agent.updates == 10
     assert np.abs(agent.state_normalisation[1] - 1).max() > 0.01          # the dataset's statistics, not the identity
+    r = subprocess.run([TSPACE, "run", "--config", str(cfg), "--data", str(tmp_path / "data"), "--cycle", "triangle", "--quiet",
+                        "--speedup", "50", "--episodes", "1", "--infer", "--checkpoint", str(tmp_path / "ck")],
+                       capture_output=True, text=True, env=clean_env(), timeout=170)
+    assert r.returncode == 0, r.stderr[-3000:]                            # the offline checkpoint drives the simulated truck
+    (run_dir,) = (tmp_path / "data" / "_runs").iterdir()
+    assert "-infer-" in run_dir.name and [l.split(",")[1] for l in (run_dir / "drives.csv").read_text().splitlines()[1:]] == ["infer 1"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["agent_from"] == str(tmp_path / "ck") and summary["records_stored"] > 0

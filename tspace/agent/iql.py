@@ -14,12 +14,12 @@ from fastcore.basics import patch
 
 from .ddpg import DDPG, actor_trunk, build_critic, np_mlp, output_init
 from .dpg import TUNABLE
-from .sac import build_gaussian_actor, gaussian_actor_weights
 from .spec import check_batch
 from .td3bc import DatasetNormalisation, unscaled_spec
 
 # %% auto 0
-__all__ = ['expectile_loss', 'gaussian_log_prob', 'build_value', 'IQL']
+__all__ = ['LOG_STD_BOUNDS', 'expectile_loss', 'gaussian_log_prob', 'StateIndependentLogStd', 'build_iql_actor', 'build_value',
+           'IQL']
 
 # %% ../../nbs/06_agent.iql.ipynb 6
 def expectile_loss(diff, expectile):
@@ -32,12 +32,31 @@ def gaussian_log_prob(a, mean, log_std):
     z = (a - mean) * tf.exp(-log_std)
     return tf.reduce_sum(-0.5 * tf.square(z) - log_std - 0.5 * math.log(2.0 * math.pi), axis=-1)
 
+LOG_STD_BOUNDS = (-5.0, 2.0)
+"Bounds of the policy's log standard deviation (Kostrikov et al.'s code clips to [-5, 2]; d3rlpy squashes into the same range)."
+
+class StateIndependentLogStd(keras.layers.Layer):
+    "One trainable log standard deviation per action, the same in every state (initialised to 0), clipped to `LOG_STD_BOUNDS`; shaped like its input."
+    def __init__(self, action_size: int, **kw):
+        super().__init__(**kw)
+        self.action_size = action_size
+    def build(self, input_shape):
+        self.log_std = self.add_weight(shape=(self.action_size,), initializer="zeros", name="log_std")
+    def call(self, mean): return keras.ops.clip(keras.ops.zeros_like(mean) + self.log_std, *LOG_STD_BOUNDS)
+    def get_config(self): return super().get_config() | {"action_size": self.action_size}
+
+def build_iql_actor(spec, hidden: tuple[int, ...], seed: int = 0, name: str = "actor") -> keras.Model:
+    "IQL's Gaussian policy: flat state `(S,)` → scaled → ReLU layers → `[mu, log_std]`, `mu(s)` the pre-`tanh` mean `(A,)`, `log_std` state-independent `(A,)`."
+    obs, x = actor_trunk(spec, hidden, seed)
+    mu = keras.layers.Dense(spec.action_size, kernel_initializer=output_init(seed + 100), name="mean")(x)
+    return keras.Model(obs, [mu, StateIndependentLogStd(spec.action_size, name="log_std")(mu)], name=name)
+
 def build_value(spec, hidden: tuple[int, ...], seed: int = 0, name: str = "value") -> keras.Model:
     "State value `V(s)`: flat state `(S,)` → scaled → ReLU layers → one value."
     obs, x = actor_trunk(spec, hidden, seed)
     return keras.Model(obs, keras.layers.Dense(1, kernel_initializer=output_init(seed + 100), name="v")(x), name=name)
 
-# %% ../../nbs/06_agent.iql.ipynb 10
+# %% ../../nbs/06_agent.iql.ipynb 13
 class IQL(DatasetNormalisation, DDPG):
     "Implicit Q-learning behind the `DPGAgent` contract: twin critics and an expectile value, an advantage-weighted Gaussian actor."
     kind = "iql"
@@ -47,7 +66,7 @@ class IQL(DatasetNormalisation, DDPG):
 
     def _build_networks(self) -> None:
         c, spec = self.config, unscaled_spec(self.spec)      # the networks read dataset-normalised states
-        self.actor = build_gaussian_actor(spec, c.hidden_units, c.seed)
+        self.actor = build_iql_actor(spec, c.hidden_units, c.seed)
         self.critic = build_critic(spec, c.hidden_units, c.seed)
         self.critic2 = build_critic(spec, c.hidden_units, c.seed + 1000, name="critic2")
         self.target_critic = build_critic(spec, c.hidden_units, c.seed, name="target_critic")
@@ -74,7 +93,10 @@ class IQL(DatasetNormalisation, DDPG):
         S, A = self.spec.state_size, self.spec.action_size
         self._objective_fn = tf.function(self._objectives, input_signature=[tf.TensorSpec([None, S], tf.float32, "s"), tf.TensorSpec([None, A], tf.float32, "a")])
 
-    def _publish(self) -> None: self._np_actor = gaussian_actor_weights(self.actor)
+    def _publish(self) -> None:
+        "The mean's layers `(W, b)` for `act`: hidden layers, then the mean head (the log-std is not needed to act)."
+        layers = [l for l in self.actor.layers if l.name.startswith("hidden")] + [self.actor.get_layer("mean")]
+        self._np_actor = tuple((l.kernel.numpy(), l.bias.numpy()) for l in layers)
     def _policy_head(self, x): return keras.layers.Activation("tanh", name="mode")(self.actor(x)[0])
 
     # --- compiled graphs ---
@@ -112,10 +134,10 @@ class IQL(DatasetNormalisation, DDPG):
         self._soft_update()
         return critic_loss, actor_loss, tf.reduce_mean(q1), value_loss, tf.reduce_mean(w)
 
-# %% ../../nbs/06_agent.iql.ipynb 11
+# %% ../../nbs/06_agent.iql.ipynb 14
 @patch
 def _act_unit(self: IQL, x: np.ndarray) -> np.ndarray:
-    return np_mlp(x, self._center, self._div, self._np_actor[:-1])       # tanh(mu(s)): the log-std head is not needed
+    return np_mlp(x, self._center, self._div, self._np_actor)       # tanh(mu(s))
 
 @patch
 def _update(self: IQL, b: dict[str, np.ndarray]) -> dict[str, float]:

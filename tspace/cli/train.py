@@ -52,7 +52,7 @@ def train(data: Param("pool to learn from (default: the config's storage.url)", 
           eval_every: Param("simulator pools: evaluate on the held-out cycle every N updates (0: after the last only)", int) = 0,
           out: Param("checkpoint folder to write (default: DATA/_runs/<time>-offline-<agent>-<id>/checkpoint)", str) = None):
     "Train an agent offline from the records in a pool; save a checkpoint."
-    from tspace.loop.offline import train_offline, heldout_evaluator
+    from tspace.loop.offline import heldout_evaluator, selected_episodes, train_offline
     from tspace.system.errors import AgentError, StorageError
     from tspace.system.log import setup_logging
     with bad_input_exits("train", StorageError, AgentError, FileNotFoundError):
@@ -61,6 +61,7 @@ def train(data: Param("pool to learn from (default: the config's storage.url)", 
         setup_logging(cfg.log_level, cfg.log_json)
         t_start, t_end = _time_bound(start, "--start"), _time_bound(end, "--end")
         pool = _training_pool(cfg.storage, out)
+        selected_episodes(pool, vehicle, driver, t_start, t_end)          # an empty selection is refused before TensorFlow loads
         sim = _simulated_records(cfg, pool, vehicle, driver, t_start, t_end)
         from tspace.agent.dpg import load_agent, make_agent
         learner = load_agent(checkpoint) if checkpoint else make_agent(cfg.observation_meta(), cfg.agent)

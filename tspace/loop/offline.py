@@ -13,20 +13,25 @@ from ..system.log import get_logger
 log = get_logger(__name__)
 
 # %% auto 0
-__all__ = ['log', 'BEHAVIOURS', 'train_offline', 'heldout_evaluator', 'behaviour_policy', 'collect_drives']
+__all__ = ['log', 'BEHAVIOURS', 'selected_episodes', 'train_offline', 'heldout_evaluator', 'behaviour_policy', 'collect_drives']
 
 # %% ../../nbs/08_loop.offline.ipynb 4
-def _observe_pool(agent, pool, vehicle, driver, start, end) -> tuple[int, int, list[str]]:
-    "Observe the selected stored episodes into `agent`: (records observed, episodes read, damaged files)."
+def selected_episodes(pool, vehicle=None, driver=None, start=None, end=None):
+    "`pool.episodes(...)` of the selection; a `StorageError` naming the selection when it holds no episode (cheap: no records are read)."
     episodes = pool.episodes(vehicle=vehicle, driver=driver, start=start, end=end)
     if episodes.empty:
         who = ", ".join(f"{k} {v!r}" for k, v in (("vehicle", vehicle), ("driver", driver), ("start", start), ("end", end)) if v) or "any vehicle"
         raise StorageError(f"{pool!r}: no stored episode of {who}; nothing to learn from")
+    return episodes
+
+def _observe_pool(agent, pool, vehicle, driver, start, end) -> tuple[int, int, list[str]]:
+    "Observe the selected stored episodes into `agent`: (records observed, episodes read, damaged files)."
+    episodes = selected_episodes(pool, vehicle, driver, start, end)
     observed, read = 0, 0
     for ep in episodes.itertuples():
         records = pool.query(vehicle=ep.vehicle, driver=ep.driver, episode_start=ep.episode_start, start=start, end=end)
         if len(records) == 0: continue               # its file(s) turned out damaged: the pool skipped them and warned
-        observed += agent.observe(records)
+        observed += agent.observe(records.assign(terminal=False))   # a drive ends on a time limit: bootstrap through it
         read += 1
     damaged = sorted(getattr(pool, "damaged", {}))
     if damaged: log.warning("skipped %d damaged file(s) of the pool: %s", len(damaged), ", ".join(damaged))
@@ -58,7 +63,7 @@ def train_offline(agent, pool, updates: int, vehicle: str | None = None, driver:
             "critic_loss_first": first.get("critic_loss", math.nan), "critic_loss_last": last.get("critic_loss", math.nan),
             "seconds": seconds}
 
-# %% ../../nbs/08_loop.offline.ipynb 13
+# %% ../../nbs/08_loop.offline.ipynb 15
 def heldout_evaluator(vehicle_cfg, driver_params=None, speed_penalty: float = 0.0, cycle: str | None = None, seed: int = 1234):
     "A callable `agent -> {wh_per_km, stock_wh_per_km, saving_pct, speed_rmse_kmh}`: noise-free drives of `cycle` (default: the held-out cycle)."
     from tspace.sim.cycles import HELDOUT_CYCLE
@@ -72,7 +77,7 @@ def heldout_evaluator(vehicle_cfg, driver_params=None, speed_penalty: float = 0.
                 "saving_pct": 100 * (1 - r["wh_per_km"] / stock["wh_per_km"]), "speed_rmse_kmh": r["speed_rmse_kmh"]}
     return evaluate
 
-# %% ../../nbs/08_loop.offline.ipynb 17
+# %% ../../nbs/08_loop.offline.ipynb 19
 BEHAVIOURS = ("stock", "random", "checkpoint")
 "What `collect_drives` can drive with: the stock map, uniform random actions, a checkpoint's policy with noise."
 
