@@ -31,7 +31,7 @@ def rss_mb(pid: int) -> float:
 
 
 def config(folder: Path, group: str, port: int, hmi_port: int) -> Path:
-    return truck_config(folder / "soak.toml", group, port, hmi_kind="udp", hmi_port=hmi_port, episodes=1_000_000, seed=11,
+    return truck_config(folder / "soak.toml", group, port, hop_limit=0, hmi_kind="udp", hmi_port=hmi_port, episodes=1_000_000, seed=11,
                         agent={"hidden_units": [64, 64]})
 
 

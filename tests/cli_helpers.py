@@ -27,15 +27,19 @@ def wait_for_text(path: Path, pattern: str, proc, timeout: float = 60.0, after: 
     raise AssertionError(f"no {pattern!r} within {timeout:g} s:\n{path.read_text()[-3000:]}")
 
 
+HOST_ONLY_ENV = {"TSPACE_VEHICLE__CAN__HOP_LIMIT": "0"}
+"Environment for a `tspace sim` or `tspace run` on a udp_multicast bus without a config file: hop_limit 0, its frames stay on this host."
+
+
 def host_local_bus() -> tuple[str, int]:
     "A random multicast group and UDP port for one test's udp_multicast bus (its configs set hop_limit 0: frames stay on this host)."
     return f"239.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(1, 254)}", random.randint(20000, 60000)
 
 
-def truck_config(path: Path, group: str, port: int, *, hmi_kind: str, hmi_port: int = 1883, interface: str = "kvaser",
+def truck_config(path: Path, group: str, port: int, *, hop_limit: int, hmi_kind: str, hmi_port: int = 1883, interface: str = "kvaser",
                  episodes: int = 1, seed: int = 5, watchdog_s: float | None = None, agent: dict | None = None) -> Path:
-    "Write a run's config to `path`: a truck that `tspace sim` serves on the host-local udp_multicast bus `group`:`port`, its HMI, a small agent."
-    can = {"interface": "udp_multicast", "channel": group, "hop_limit": 0, "bus_timeout_s": 20.0, "bus_kwargs": {"port": port}}
+    "Write a run's config to `path`: a truck that `tspace sim` serves on the udp_multicast bus `group`:`port` (`hop_limit` 0: on this host), its HMI, a small agent."
+    can = {"interface": "udp_multicast", "channel": group, "hop_limit": hop_limit, "bus_timeout_s": 20.0, "bus_kwargs": {"port": port}}
     if watchdog_s is not None: can["flash"] = {"watchdog_s": watchdog_s}
     cfg = {"episodes": episodes, "seed": seed, "log_level": "INFO", "vehicle": {"interface": interface, "can": can},
            "hmi": {"kind": hmi_kind, "port": hmi_port}, "agent": agent or {"hidden_units": [16, 16]}}

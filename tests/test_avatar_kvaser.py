@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cli_helpers import TSPACE, clean_env, host_local_bus, truck_config, wait_for_text as _wait_for
+from cli_helpers import HOST_ONLY_ENV, TSPACE, clean_env, host_local_bus, truck_config, wait_for_text as _wait_for
 from servers import Mosquitto
 
 
 def _config(tmp_path: Path, group: str, port: int, hmi_port: int, hmi_kind: str = "mqtt", interface: str = "kvaser") -> Path:
-    return truck_config(tmp_path / "truck.toml", group, port, hmi_kind=hmi_kind, hmi_port=hmi_port, interface=interface,
+    return truck_config(tmp_path / "truck.toml", group, port, hop_limit=0, hmi_kind=hmi_kind, hmi_port=hmi_port, interface=interface,
                         episodes=2, agent={"hidden_units": [16, 16], "batch_size": 8})
 
 
@@ -39,7 +39,7 @@ def test_run_on_a_truck_of_its_own(tmp_path, interface):
         sim_args += ["--bridge", f"127.0.0.1:{bridge_port}"]
         buttons = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         send_status = lambda status: buttons.sendto(json.dumps({"status": status}).encode(), ("127.0.0.1", bridge_port))
-    truck = subprocess.Popen(sim_args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean_env())
+    truck = subprocess.Popen(sim_args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean_env(HOST_ONLY_ENV))
     err = tmp_path / "run.stderr"
     try:
         with open(err, "w") as fe:
@@ -123,7 +123,7 @@ def test_inference_with_a_dummy_hmi_acts_and_flashes_until_sigterm(tmp_path):
     cfg = load_config(str(cfg_path))
     make_agent(cfg.observation_meta(), cfg.agent).save(tmp_path / "agent")
     truck = subprocess.Popen([TSPACE, "sim", "--bus", "udp_multicast", "--channel", group, "--port", str(port), "--cycle", "triangle",
-                              "--speedup", "2", "--loop"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean_env())
+                              "--speedup", "2", "--loop"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean_env(HOST_ONLY_ENV))
     err = tmp_path / "run.stderr"
     try:
         with open(err, "w") as fe:

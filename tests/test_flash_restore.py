@@ -14,7 +14,7 @@ from servers import free_port
 
 def _config(tmp_path: Path, group: str, port: int, hmi_kind: str, hmi_port: int = 1883) -> Path:
     "One episode; the VCU's watchdog off, so only tspace's restore can bring the stock map back."
-    return truck_config(tmp_path / "truck.toml", group, port, hmi_kind=hmi_kind, hmi_port=hmi_port, watchdog_s=0)
+    return truck_config(tmp_path / "truck.toml", group, port, hop_limit=0, hmi_kind=hmi_kind, hmi_port=hmi_port, watchdog_s=0)
 
 
 
