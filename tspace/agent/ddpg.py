@@ -17,7 +17,7 @@ import keras
 from fastcore.basics import patch
 
 from .dpg import DPGAgent
-from .numpy_actor import MLPActor, np_dense_stack, np_mlp, np_relu_stack   # the stacks: still imported from here by rdpg, sac, transformer, embed
+from .numpy_actor import MLPActor, np_mlp, np_state_scaling
 from .spec import AgentSpec, check_batch
 from ..system.errors import AgentError
 from ..system.files import atomic_write
@@ -27,8 +27,8 @@ if keras.backend.backend() != "tensorflow":
     raise ImportError(f"tspace.agent needs the TensorFlow backend of Keras, but KERAS_BACKEND is {keras.backend.backend()!r}")
 
 # %% auto 0
-__all__ = ['log', 'hidden_init', 'output_init', 'state_scaling', 'np_state_scaling', 'tflite_bytes', 'actor_trunk', 'build_actor',
-           'build_critic', 'KerasAgent', 'DDPG']
+__all__ = ['log', 'hidden_init', 'output_init', 'state_scaling', 'tflite_bytes', 'actor_trunk', 'build_actor',
+           'actor_mean_layers', 'build_critic', 'KerasAgent', 'DDPG']
 
 # %% ../../nbs/06_agent.ddpg.ipynb 6
 log = get_logger(__name__)
@@ -44,11 +44,6 @@ def output_init(seed: int):
 def state_scaling(spec: AgentSpec, name: str = "state_scale") -> keras.layers.Layer:
     "The spec's state scaling as a Keras layer: `(x − centre) / half-width`."
     return keras.layers.Normalization(mean=spec.state_center, variance=np.square(spec.state_halfwidth), name=name)
-
-def np_state_scaling(spec: AgentSpec) -> tuple[np.ndarray, np.ndarray]:
-    "`(centre, divisor)` computing exactly what `state_scaling` computes, for the NumPy forward pass."
-    var = np.square(spec.state_halfwidth).astype(np.float32)
-    return spec.state_center, np.maximum(np.sqrt(var), np.float32(keras.backend.epsilon())).astype(np.float32)
 
 # %% ../../nbs/06_agent.ddpg.ipynb 9
 def tflite_bytes(model: keras.Model) -> bytes:
@@ -86,6 +81,11 @@ def build_actor(spec: AgentSpec, hidden: tuple[int, ...], seed: int = 0, name: s
     obs, x = actor_trunk(spec, hidden, seed)
     a = keras.layers.Dense(spec.action_size, activation="tanh", kernel_initializer=output_init(seed + 100), name="action")(x)
     return keras.Model(obs, a, name=name)
+
+def actor_mean_layers(actor: keras.Model, head: str = "action") -> tuple:
+    "`((W, b), ...)` of an MLP actor's hidden layers, then of its `head`: what `np_mlp` runs for the noise-free action `tanh(head(...))`."
+    layers = [l for l in actor.layers if l.name.startswith("hidden")] + [actor.get_layer(head)]
+    return tuple((l.kernel.numpy(), l.bias.numpy()) for l in layers)
 
 def build_critic(spec: AgentSpec, hidden: tuple[int, ...], seed: int = 0, name: str = "critic") -> keras.Model:
     "Critic `Q(s, a)`: state branch (scaling, first hidden layer), merged with the unit action, remaining layers, one value."
@@ -163,6 +163,8 @@ class KerasAgent(DPGAgent):
 class DDPG(KerasAgent):
     "DDPG behind the `DPGAgent` contract: `act`, `learn`, hyperparameters, `save`/`load`, `export_tflite`."
     kind = "ddpg"
+    mean_head: ClassVar[str] = "action"
+    "The actor's layer whose `tanh` is the noise-free action (SAC's and IQL's Gaussian actors: `mean`): `act` and `numpy_actor` run up to it."
 
     def _build(self) -> None:
         self._build_networks()
@@ -227,9 +229,8 @@ class DDPG(KerasAgent):
         return critic_loss, actor_loss, tf.reduce_mean(q)
 
     def _publish(self) -> None:
-        "Copy the actor's weights for `act` (one tuple, swapped in at once)."
-        w = [v.numpy() for v in self.actor.trainable_variables]
-        self._np_actor = tuple((w[i], w[i + 1]) for i in range(0, len(w), 2))
+        "Copy the actor's mean layers for `act` and `numpy_actor` (one tuple, swapped in at once)."
+        self._np_actor = actor_mean_layers(self.actor, self.mean_head)
 
 # %% ../../nbs/06_agent.ddpg.ipynb 24
 @patch
@@ -239,7 +240,7 @@ def _act_unit(self: DDPG, x: np.ndarray) -> np.ndarray:
 @patch
 def numpy_actor(self: DDPG) -> MLPActor:
     "The noise-free actor as `act` runs it now, a frozen `MLPActor` (batches too, no TensorFlow needed): for a fleet's trucks or an inference server."
-    return MLPActor(self._center, self._div, self._np_actor[:len(self.config.hidden_units) + 1])   # SAC, IQL: without the log-std head
+    return MLPActor(self._center, self._div, self._np_actor)
 
 @patch
 def _predict_unit(self: DDPG, x: np.ndarray) -> np.ndarray:

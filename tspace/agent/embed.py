@@ -12,6 +12,7 @@ import numpy as np
 from ..system.errors import AgentError, StorageError
 from .checkpoint import checkpoint_dir
 from .dpg import DPGAgent, load_agent
+from .numpy_actor import np_relu_stack, np_state_scaling
 
 # %% auto 0
 __all__ = ['ActorEmbedder']
@@ -22,7 +23,6 @@ class ActorEmbedder:
     fitted = True
 
     def __init__(self, checkpoint, agent: DPGAgent | None = None):
-        from tspace.agent.ddpg import np_state_scaling
         self.checkpoint = str(checkpoint)
         self.agent = load_agent(checkpoint) if agent is None else agent
         actor = getattr(self.agent, "actor", None)
@@ -41,7 +41,6 @@ class ActorEmbedder:
     def fit(self, states) -> None: pass
 
     def embed(self, states: np.ndarray) -> np.ndarray:
-        from tspace.agent.ddpg import np_relu_stack
         x = np.asarray(states, np.float32).reshape(len(states), -1)
         if x.shape[1] != self.agent.spec.state_size:
             raise AgentError(f"states of {x.shape[1]} values; {self.name} embeds states of {self.agent.spec.state_size}")

@@ -12,7 +12,7 @@ import tensorflow as tf
 import keras
 from fastcore.basics import patch
 
-from .ddpg import DDPG, actor_trunk, build_critic, np_mlp, output_init
+from .ddpg import DDPG, actor_trunk, build_critic, output_init
 from .dpg import TUNABLE
 from .spec import check_batch
 from .td3bc import DatasetNormalisation, unscaled_spec
@@ -60,6 +60,7 @@ def build_value(spec, hidden: tuple[int, ...], seed: int = 0, name: str = "value
 class IQL(DatasetNormalisation, DDPG):
     "Implicit Q-learning behind the `DPGAgent` contract: twin critics and an expectile value, an advantage-weighted Gaussian actor."
     kind = "iql"
+    mean_head = "mean"        # `act` and `numpy_actor` run `tanh(mu(s))` (DDPG's `_publish`); the log-std is not needed to act
     tunable = TUNABLE + ("expectile", "advantage_temperature", "max_advantage_weight")
     _LOSS_KEYS = DDPG._LOSS_KEYS + ("value_loss", "advantage_weight")
     xla_default = True    # measured: without XLA the independent branches of the update run concurrently and round differently from run to run
@@ -93,10 +94,6 @@ class IQL(DatasetNormalisation, DDPG):
         S, A = self.spec.state_size, self.spec.action_size
         self._objective_fn = tf.function(self._objectives, input_signature=[tf.TensorSpec([None, S], tf.float32, "s"), tf.TensorSpec([None, A], tf.float32, "a")])
 
-    def _publish(self) -> None:
-        "The mean's layers `(W, b)` for `act`: hidden layers, then the mean head (the log-std is not needed to act)."
-        layers = [l for l in self.actor.layers if l.name.startswith("hidden")] + [self.actor.get_layer("mean")]
-        self._np_actor = tuple((l.kernel.numpy(), l.bias.numpy()) for l in layers)
     def _policy_head(self, x): return keras.layers.Activation("tanh", name="mode")(self.actor(x)[0])
 
     # --- compiled graphs ---
@@ -135,10 +132,6 @@ class IQL(DatasetNormalisation, DDPG):
         return critic_loss, actor_loss, tf.reduce_mean(q1), value_loss, tf.reduce_mean(w)
 
 # %% ../../nbs/06_agent.iql.ipynb 14
-@patch
-def _act_unit(self: IQL, x: np.ndarray) -> np.ndarray:
-    return np_mlp(x, self._center, self._div, self._np_actor)       # tanh(mu(s))
-
 @patch
 def _update(self: IQL, b: dict[str, np.ndarray]) -> dict[str, float]:
     n = self._normalised_batch(b)

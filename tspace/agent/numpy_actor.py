@@ -11,7 +11,7 @@ import numpy as np
 from ..system.errors import DataError
 
 # %% auto 0
-__all__ = ['np_relu_stack', 'np_dense_stack', 'np_mlp', 'MLPActor']
+__all__ = ['KERAS_EPSILON', 'np_relu_stack', 'np_dense_stack', 'np_mlp', 'np_state_scaling', 'MLPActor']
 
 # %% ../../nbs/06_agent.numpy_actor.ipynb 4
 def np_relu_stack(h: np.ndarray, layers: tuple) -> np.ndarray:
@@ -35,6 +35,15 @@ def np_mlp(x: np.ndarray, center: np.ndarray, div: np.ndarray, layers: tuple) ->
     return np_dense_stack((x - center) / div, layers)
 
 # %% ../../nbs/06_agent.numpy_actor.ipynb 9
+KERAS_EPSILON = 1e-7
+"Keras's fuzz factor (`keras.config.epsilon()`, left at its default): its `Normalization` divides by at least this."
+
+def np_state_scaling(spec, epsilon: float = KERAS_EPSILON) -> tuple[np.ndarray, np.ndarray]:
+    "`(centre, divisor)` of an `AgentSpec`'s state scaling, `(x − centre) / divisor`, as the Keras `state_scaling` layer computes it."
+    var = np.square(spec.state_halfwidth).astype(np.float32)
+    return spec.state_center, np.maximum(np.sqrt(var), np.float32(epsilon)).astype(np.float32)
+
+# %% ../../nbs/06_agent.numpy_actor.ipynb 12
 @dataclass(frozen=True, eq=False)
 class MLPActor:
     "A tanh MLP actor's weights in NumPy; `actor(x)` is the unit action of a flat state `(S,)` or of a batch `(n, S)`."

@@ -15,8 +15,8 @@ from fastcore.basics import patch
 
 from .dpg import TUNABLE
 from .spec import AgentSpec, check_batch
-from .ddpg import (KerasAgent, hidden_init, output_init, state_scaling, np_state_scaling, np_dense_stack,
-                               tflite_bytes)
+from .ddpg import KerasAgent, hidden_init, output_init, state_scaling, tflite_bytes
+from .numpy_actor import np_dense_stack, np_state_scaling
 from ..system.errors import AgentError, check_int
 from ..system.log import get_logger
 from ..system.files import atomic_write

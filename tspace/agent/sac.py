@@ -12,7 +12,8 @@ import tensorflow as tf
 import keras
 from fastcore.basics import patch
 
-from .ddpg import DDPG, actor_trunk, build_critic, output_init, np_mlp, np_relu_stack, tflite_bytes
+from .ddpg import DDPG, actor_mean_layers, actor_trunk, build_critic, output_init, tflite_bytes
+from .numpy_actor import np_relu_stack
 from .dpg import TUNABLE
 from .noise import GaussianNoise, Noise
 from ..system.errors import AgentError
@@ -34,9 +35,9 @@ def build_gaussian_actor(spec, hidden: tuple[int, ...], seed: int = 0, name: str
     return keras.Model(obs, [mean, keras.ops.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)], name=name)
 
 def gaussian_actor_weights(actor: keras.Model) -> tuple:
-    "The actor's `(W, b)` pairs in the order `np_gaussian_policy` takes them: hidden layers, mean head, log-std head."
-    hidden = [l for l in actor.layers if l.name.startswith("hidden")]
-    return tuple((l.kernel.numpy(), l.bias.numpy()) for l in hidden + [actor.get_layer("mean"), actor.get_layer("log_std")])
+    "The actor's `(W, b)` pairs in the order `np_gaussian_policy` takes them: its mean layers (`actor_mean_layers`), then the log-std head."
+    log_std = actor.get_layer("log_std")
+    return actor_mean_layers(actor, "mean") + ((log_std.kernel.numpy(), log_std.bias.numpy()),)
 
 def np_gaussian_policy(x: np.ndarray, center: np.ndarray, div: np.ndarray, layers: tuple) -> tuple[np.ndarray, np.ndarray]:
     "`(mean, log_std)` in NumPy; `layers` = the hidden layers' `(W, b)`, then the mean's, then the log-std's."
@@ -55,6 +56,7 @@ def squashed_log_prob(u, mean, log_std):
 class SAC(DDPG):
     "Soft actor-critic behind the `DPGAgent` contract: a tanh-squashed Gaussian policy, twin critics, a learned entropy temperature."
     kind = "sac"
+    mean_head = "mean"
     tunable = tuple(k for k in TUNABLE if not k.startswith("noise_")) + ("temperature_lr", "target_entropy")
     _LOSS_KEYS = DDPG._LOSS_KEYS + ("alpha", "entropy")
     xla_default = True        # XLA fuses the log-probability's elementwise maths: about 1.1-1.4x the updates per second on CPU
@@ -96,8 +98,10 @@ class SAC(DDPG):
         self._sample_fn = tf.function(self._sample_step, input_signature=[tf.TensorSpec([None, self.spec.state_size], tf.float32, "s")])
 
     def _publish(self) -> None:
-        "Copy the actor's weights for `act` (one tuple, swapped in at once)."
-        self._np_actor = gaussian_actor_weights(self.actor)
+        "DDPG's `_np_actor` (the mean layers: the mode, `numpy_actor`), then `_np_policy`, the same and the log-std head (exploring); each one tuple, swapped in at once."
+        super()._publish()
+        log_std = self.actor.get_layer("log_std")
+        self._np_policy = self._np_actor + ((log_std.kernel.numpy(), log_std.bias.numpy()),)
 
     # --- compiled graphs ---
     def _policy_graph(self, s): return tf.tanh(self.actor(s, training=False)[0])
@@ -148,16 +152,11 @@ def _temperature_step(self: SAC, log_pi):
 
 # %% ../../nbs/06_agent.sac.ipynb 17
 @patch
-def _act_unit(self: SAC, x: np.ndarray) -> np.ndarray:
-    return np_mlp(x, self._center, self._div, self._np_actor[:-1])       # tanh(mean): the log-std head is not needed
-
-@patch
 def act(self: SAC, obs, explore: bool = True) -> np.ndarray:
-    "The action for one observation: the mode `tanh(mu(s))`; if `explore`, a sample `tanh(mu(s) + sigma(s)·eps)` of the policy."
+    "The action for one observation: the mode `tanh(mu(s))` (DDPG's `_act_unit`); if `explore`, a sample `tanh(mu(s) + sigma(s)·eps)` of the policy."
     x = self.spec.check_obs(obs)
-    layers = self._np_actor                                              # one published set of weights
-    if not explore: return self.spec.scale_action(np_mlp(x, self._center, self._div, layers[:-1]))
-    mean, log_std = np_gaussian_policy(x, self._center, self._div, layers)
+    if not explore: return self.spec.scale_action(self._act_unit(x))
+    mean, log_std = np_gaussian_policy(x, self._center, self._div, self._np_policy)     # one published set of weights
     return self.spec.scale_action(np.tanh(mean + np.exp(log_std) * self.noise.sample().reshape(-1)))
 
 @patch

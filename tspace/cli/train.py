@@ -29,10 +29,9 @@ def _checkpoint_dir(url: str, kind: str) -> Path:
     from tspace.report import new_run_dir
     return new_run_dir(url.removeprefix("file://"), f"offline-{kind}") / "checkpoint"
 
-def _simulated_records(cfg, pool, vehicle, driver, start, end) -> bool:
-    "Whether the selected records are the config's simulated truck's: then the policy can be evaluated on the held-out cycle."
-    if cfg.vehicle.interface != "sim": return False
-    return set(pool.episodes(vehicle=vehicle, driver=driver, start=start, end=end)["vehicle"]) == {cfg.vehicle.id}
+def _simulated_records(cfg, episodes) -> bool:
+    "Whether the selected `episodes` (rows of `pool.episodes`) are the config's simulated truck's: then the policy can be evaluated on the held-out cycle."
+    return cfg.vehicle.interface == "sim" and set(episodes["vehicle"]) == {cfg.vehicle.id}
 
 def _time_bound(value: str | None, what: str):
     from tspace.data.time import parse_time
@@ -61,12 +60,13 @@ def train(data: Param("pool to learn from (default: the config's storage.url)", 
         setup_logging(cfg.log_level, cfg.log_json)
         t_start, t_end = _time_bound(start, "--start"), _time_bound(end, "--end")
         pool = _training_pool(cfg.storage, out)
-        selected_episodes(pool, vehicle, driver, t_start, t_end)          # an empty selection is refused before TensorFlow loads
-        sim = _simulated_records(cfg, pool, vehicle, driver, t_start, t_end)
+        episodes = selected_episodes(pool, vehicle, driver, t_start, t_end)   # an empty selection is refused before TensorFlow loads
+        sim = _simulated_records(cfg, episodes)
         from tspace.agent.dpg import load_agent, make_agent
         learner = load_agent(checkpoint) if checkpoint else make_agent(cfg.observation_meta(), cfg.agent)
         evaluate = heldout_evaluator(cfg.vehicle, cfg.driver.behaviour, cfg.reward.speed_penalty) if sim else None
-        res = train_offline(learner, pool, updates, vehicle, driver, start=t_start, end=t_end, evaluate=evaluate, eval_every=eval_every)
+        res = train_offline(learner, pool, updates, vehicle, driver, start=t_start, end=t_end, evaluate=evaluate, eval_every=eval_every,
+                            episodes=episodes)
     for path in res["damaged_files"]: print(f"tspace train: warning: damaged pool file skipped: {pool.damaged[path]}", file=sys.stderr)
     url = str(cfg.storage.url)
     dest = Path(out) if out else _checkpoint_dir(url, type(learner).__name__.lower())

@@ -24,9 +24,8 @@ def selected_episodes(pool, vehicle=None, driver=None, start=None, end=None):
         raise StorageError(f"{pool!r}: no stored episode of {who}; nothing to learn from")
     return episodes
 
-def _observe_pool(agent, pool, vehicle, driver, start, end) -> tuple[int, int, list[str]]:
-    "Observe the selected stored episodes into `agent`: (records observed, episodes read, damaged files)."
-    episodes = selected_episodes(pool, vehicle, driver, start, end)
+def _observe_pool(agent, pool, episodes, start, end) -> tuple[int, int, list[str]]:
+    "Observe the stored `episodes` (rows of `pool.episodes`) into `agent`, records in `[start, end)`: (records observed, episodes read, damaged files)."
     observed, read = 0, 0
     for ep in episodes.itertuples():
         records = pool.query(vehicle=ep.vehicle, driver=ep.driver, episode_start=ep.episode_start, start=start, end=end)
@@ -39,11 +38,12 @@ def _observe_pool(agent, pool, vehicle, driver, start, end) -> tuple[int, int, l
     return observed, read, damaged
 
 def train_offline(agent, pool, updates: int, vehicle: str | None = None, driver: str | None = None, progress=None, *,
-                  start=None, end=None, evaluate=None, eval_every: int = 0) -> dict:
+                  start=None, end=None, evaluate=None, eval_every: int = 0, episodes=None) -> dict:
     "Observe every stored episode of `pool` (optionally of one `vehicle`/`driver`, in `[start, end)`) into `agent`, then do `updates` updates; a summary dict."
     check_int("updates", updates, 0)
     check_int("eval_every", eval_every, 0)
-    observed, read, damaged = _observe_pool(agent, pool, vehicle, driver, start, end)
+    if episodes is None: episodes = selected_episodes(pool, vehicle, driver, start, end)
+    observed, read, damaged = _observe_pool(agent, pool, episodes, start, end)
     fit = getattr(agent, "fit_state_normalisation", None) if agent.updates == 0 else None   # a trained agent keeps its normalisation
     if fit is not None: fit()                                      # offline agents: normalise by the dataset's statistics
     log.info("observed %d record(s) of %d episode(s); %d update(s) follow", observed, read, updates)
@@ -63,7 +63,7 @@ def train_offline(agent, pool, updates: int, vehicle: str | None = None, driver:
             "critic_loss_first": first.get("critic_loss", math.nan), "critic_loss_last": last.get("critic_loss", math.nan),
             "seconds": seconds}
 
-# %% ../../nbs/08_loop.offline.ipynb 15
+# %% ../../nbs/08_loop.offline.ipynb 17
 def heldout_evaluator(vehicle_cfg, driver_params=None, speed_penalty: float = 0.0, cycle: str | None = None, seed: int = 1234):
     "A callable `agent -> {wh_per_km, stock_wh_per_km, saving_pct, speed_rmse_kmh}`: noise-free drives of `cycle` (default: the held-out cycle)."
     from tspace.sim.cycles import HELDOUT_CYCLE
@@ -77,7 +77,7 @@ def heldout_evaluator(vehicle_cfg, driver_params=None, speed_penalty: float = 0.
                 "saving_pct": 100 * (1 - r["wh_per_km"] / stock["wh_per_km"]), "speed_rmse_kmh": r["speed_rmse_kmh"]}
     return evaluate
 
-# %% ../../nbs/08_loop.offline.ipynb 19
+# %% ../../nbs/08_loop.offline.ipynb 21
 BEHAVIOURS = ("stock", "random", "checkpoint")
 "What `collect_drives` can drive with: the stock map, uniform random actions, a checkpoint's policy with noise."
 
