@@ -23,20 +23,16 @@ Prints:
   trucks, the learner and Ray share this machine's cores, so the gain is bounded by them.
 agentlace's servers bind every interface; here they are bound to 127.0.0.1 so that nothing leaves this host.
 """
-import argparse, multiprocessing as mp, statistics, tempfile, threading, time
+import argparse, multiprocessing as mp, statistics, sys, tempfile, threading, time
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))    # the tests' helpers, as bench/soak.py does
+from servers import free_port
+
 CTX = mp.get_context("spawn")
 ACTOR_SIZES = (90, 256, 256, 68)
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def dist_config(**kw):

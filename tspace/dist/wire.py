@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..system.errors import DecodeError, check_int
+from ..system.inputs import decoding
 from ..system.log import ProblemCounter, get_logger
 from fastcore.basics import patch
 
@@ -91,10 +92,9 @@ def decode_array(item) -> np.ndarray:
 def decode_table(data) -> pa.Table:
     "The Arrow table of an IPC stream, validated in full."
     if not isinstance(data, bytes): raise DecodeError("arrow: expected the bytes of an IPC stream")
-    try:
+    with decoding("arrow: not a valid IPC stream"):     # whatever pyarrow raises becomes a DecodeError naming its type
         table = pa.ipc.open_stream(data).read_all()
         table.validate(full=True)
-    except (pa.ArrowException, ValueError, TypeError, OSError) as e: raise DecodeError(f"arrow: not a valid IPC stream ({e})") from None
     return table
 
 # %% ../../nbs/09_dist.wire.ipynb 12
@@ -132,10 +132,10 @@ def _parse(self: Decoder, data, peer) -> Any:
     if not isinstance(data, (bytes, bytearray, memoryview)): raise self.refuse("malformed", f"expected bytes, got {type(data).__name__}", peer)
     if len(data) > self.max_bytes: raise self.refuse("oversized", f"{len(data)} bytes, the limit is {self.max_bytes}", peer)
     if bytes(data[:1]) == b"\x80": raise self.refuse("pickle", "a pickle stream (never unpickled)", peer)
-    try: return msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True, object_hook=_hook, ext_hook=_ext_refused)
+    try:
+        with decoding("not a msgpack envelope"):   # msgpack raises ValueError, TypeError, StackError, ExtraData, FormatError, ...
+            return msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True, object_hook=_hook, ext_hook=_ext_refused)
     except DecodeError as e: raise self.refuse("malformed", str(e), peer) from None
-    except Exception as e:   # msgpack raises ValueError, TypeError, StackError, ExtraData, FormatError, UnicodeDecodeError...
-        raise self.refuse("malformed", f"not a msgpack envelope ({type(e).__name__}: {e})", peer) from None
 
 @patch
 def decode(self: Decoder, data, peer: str | None = None) -> dict:

@@ -24,7 +24,8 @@ from ...data.codec import records_to_arrow, records_from_arrow
 
 # %% auto 0
 __all__ = ['log', 'TS_TYPE', 'LIGHT_COLUMNS', 'PARTITION_KEYS', 'Selection', 'selection', 'empty_records', 'combine_records',
-           'summarize_episodes', 'Pool', 'check_shapes', 'FileEntry', 'file_name', 'utc_day', 'Folder', 'final_name']
+           'summarize_episodes', 'merge_episode_listings', 'Pool', 'check_shapes', 'FileEntry', 'file_name', 'utc_day',
+           'Folder', 'final_name']
 
 # %% ../../../nbs/04_storage.pool.base.ipynb 5
 log = get_logger(__name__)
@@ -115,18 +116,26 @@ def combine_records(frames: list[pd.DataFrame]) -> pd.DataFrame:
     order = key.sort_values([INDEX_NAME, "vehicle", "driver", "step"], kind="stable").index.to_numpy()
     return df.iloc[order]
 
+_LISTING = {"vehicle": "str", "driver": "str", "episode_start": "datetime64[us, UTC]", "records": "int64",
+            "first": "datetime64[us, UTC]", "last": "datetime64[us, UTC]", "terminal": "bool"}
+
 def summarize_episodes(table: pa.Table, timezones: dict | None = None) -> pd.DataFrame:
     "One row per (vehicle, driver, episode_start) of a table with `LIGHT_COLUMNS`: records, first, last (UTC), terminal."
-    cols = ["vehicle", "driver", "episode_start", "records", "first", "last", "terminal"]
-    if table.num_rows == 0:
-        return pd.DataFrame({c: pd.Series([], dtype=t) for c, t in zip(cols, ["str", "str", "datetime64[us, UTC]", "int64",
-                                                                          "datetime64[us, UTC]", "datetime64[us, UTC]", "bool"])})
+    if table.num_rows == 0: return pd.DataFrame({c: pd.Series([], dtype=t) for c, t in _LISTING.items()})
     g = table.group_by(["vehicle", "driver", "episode_start"]).aggregate(
         [("timestamp", "count"), ("timestamp", "min"), ("timestamp", "max"), ("terminal", "any")])
     df = g.to_pandas().rename(columns={"timestamp_count": "records", "timestamp_min": "first", "timestamp_max": "last",
-                                       "terminal_any": "terminal"})[cols]
+                                       "terminal_any": "terminal"})[list(_LISTING)]
     df["records"] = df["records"].astype(np.int64)
     return df.sort_values(["vehicle", "driver", "episode_start"], kind="stable").reset_index(drop=True)
+
+def merge_episode_listings(listings: list[pd.DataFrame]) -> pd.DataFrame:
+    "One listing from listings (as `summarize_episodes` gives them) that may hold parts of the same episodes: records added up, the earliest first, the latest last, terminal if any part is."
+    parts = [l for l in listings if len(l)]
+    if not parts: return summarize_episodes(pa.table({}))
+    df = pd.concat(parts, ignore_index=True).groupby(["vehicle", "driver", "episode_start"], sort=True, as_index=False).agg(
+        records=("records", "sum"), first=("first", "min"), last=("last", "max"), terminal=("terminal", "any"))
+    return df.astype({"records": np.int64, "terminal": bool})
 
 # %% ../../../nbs/04_storage.pool.base.ipynb 16
 class Pool(ABC):
@@ -236,15 +245,19 @@ def _tables(self: Pool, sel: Selection, columns: list[str] | None = None) -> lis
     expr = sel.expression()
     out = []
     with self._io_lock:
-        with self._lock: pending = list(self._pending)
+        pending = self._pending_tables(sel, columns)
         for meta, t in self._scan(sel, columns):
             if expr is not None: t = t.filter(expr)
             if t.num_rows: out.append((meta, t))
-    for t in pending:
-        if expr is not None: t = t.filter(expr)
-        if columns is not None: t = t.select(columns)
-        if t.num_rows: out.append((self.meta, t))
-    return out
+    return out + [(self.meta, t) for t in pending]
+
+@patch
+def _pending_tables(self: Pool, sel: Selection, columns: list[str] | None = None) -> list[pa.Table]:
+    "Records appended but not yet written that match `sel` exactly, with `columns` (None: all)."
+    expr = sel.expression()
+    with self._lock: pending = list(self._pending)
+    if expr is not None: pending = [t.filter(expr) for t in pending]
+    return [t if columns is None else t.select(columns) for t in pending if t.num_rows]
 
 @patch
 def count(self: Pool, **filters) -> int:
@@ -274,12 +287,8 @@ def _decoded(self: Pool, sel: Selection) -> list[tuple[ObservationMeta, pd.DataF
 @patch
 def episodes(self: Pool, vehicle: str | None = None, driver: str | None = None, start=None, end=None) -> pd.DataFrame:
     "One row per episode with records in the selection: vehicle, driver, episode_start, records, first, last (UTC), terminal."
-    sel = selection(vehicle, driver, None, start, end)
-    tables = [t.select(list(LIGHT_COLUMNS)) for _, t in self._tables(sel, list(LIGHT_COLUMNS))]
-    light = pa.concat_tables(tables) if tables else pa.table(
-        {"timestamp": pa.array([], TS_TYPE), "vehicle": pa.array([], pa.string()), "driver": pa.array([], pa.string()),
-         "episode_start": pa.array([], TS_TYPE), "terminal": pa.array([], pa.bool_())})
-    return summarize_episodes(light)
+    sel = selection(vehicle, driver, None, start, end)   # one listing per table: their schemas may differ in nullability
+    return merge_episode_listings([summarize_episodes(t) for _, t in self._tables(sel, list(LIGHT_COLUMNS))])
 
 # %% ../../../nbs/04_storage.pool.base.ipynb 37
 @patch

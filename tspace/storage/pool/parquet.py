@@ -19,11 +19,11 @@ from ...system.log import get_logger
 from ...data.core import ObservationMeta
 from ...data.codec import arrow_schema, meta_from_schema, records_from_arrow
 from ..buffer import as_rng, TRANSITION_KEYS
-from .base import (Pool, Selection, Folder, FileEntry, file_name, utc_day,
-                                      check_shapes, _transition_arrays, _pick)
+from .base import (Pool, Selection, Folder, FileEntry, file_name, utc_day, selection, LIGHT_COLUMNS,
+                                      summarize_episodes, merge_episode_listings, check_shapes, _transition_arrays, _pick, _us_ceil)
 
 # %% auto 0
-__all__ = ['log', 'ID_COLUMNS', 'ParquetPool', 'check_record_schema', 'pool_info', 'format_pool_info']
+__all__ = ['log', 'ID_COLUMNS', 'ParquetPool', 'row_group_episodes', 'check_record_schema', 'pool_info', 'format_pool_info']
 
 # %% ../../../nbs/04_storage.pool.parquet.ipynb 6
 log = get_logger(__name__)
@@ -39,7 +39,7 @@ class ParquetPool(Pool):
         self.folder = Folder(url, storage_options, durable=durable)
         self.durable = durable
         self.compression = compression
-        self._info: dict[str, tuple[ObservationMeta, int, pa.Schema]] = {}
+        self._info: dict[str, tuple[ObservationMeta, int, pa.Schema, list]] = {}   # file_info and row_group_episodes by path
         self._listing: list[tuple[FileEntry, ObservationMeta, int]] | None = None
         self._cache: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
         self._cache_bytes, self.cache_limit = 0, int(cache_mb * 2**20)
@@ -69,7 +69,20 @@ class ParquetPool(Pool):
             if columns is None and self._strict: t = self._decodable(meta, schema, paths, t, expr)
             yield meta, t
 
-# %% ../../../nbs/04_storage.pool.parquet.ipynb 12
+# %% ../../../nbs/04_storage.pool.parquet.ipynb 13
+def row_group_episodes(md: pq.FileMetaData) -> list[tuple[int, int, int, int, bool] | None]:
+    "(episode_start, records, first, last, terminal) of each row group of a data file, times in µs since the epoch, from its footer's row counts and statistics; None for a row group of several episodes or without full statistics."
+    leaf = {md.schema.column(j).path: j for j in range(md.num_columns)}
+    out = []
+    for i in range(md.num_row_groups):
+        rg = md.row_group(i)
+        es, ts, term = (rg.column(leaf[c]).statistics for c in ("episode_start", "timestamp", "terminal"))
+        full = all(s is not None and s.has_min_max and s.has_null_count and s.null_count == 0 for s in (es, ts, term))
+        one = full and es.min_raw == es.max_raw
+        out.append((es.min_raw, rg.num_rows, ts.min_raw, ts.max_raw, bool(term.max_raw)) if one else None)
+    return out
+
+# %% ../../../nbs/04_storage.pool.parquet.ipynb 15
 _CHECKED = ds.ParquetFileFormat(default_fragment_scan_options=ds.ParquetFragmentScanOptions(page_checksum_verification=True))
 
 def _reason(e: Exception) -> str: return str(e) if isinstance(e, TspaceError) else f"{type(e).__name__}: {e}"
@@ -85,13 +98,13 @@ def check_record_schema(schema: pa.Schema, meta: ObservationMeta) -> None:
     if problems: raise DataError("; ".join(problems))
 
 @patch
-def _footer(self: ParquetPool, path: str) -> tuple[ObservationMeta, int, pa.Schema]:
+def _footer(self: ParquetPool, path: str) -> tuple[ObservationMeta, int, pa.Schema, list]:
     try:
         md = pq.read_metadata(path, filesystem=self.folder.arrow_fs)
         schema = md.schema.to_arrow_schema()
         meta = meta_from_schema(schema)
         check_record_schema(schema, meta)
-        return meta, md.num_rows, schema
+        return meta, md.num_rows, schema, row_group_episodes(md)
     except Exception as e:   # whatever the reader raises on a damaged file
         raise StorageError(f"{path}: not a readable tspace Parquet file ({_reason(e)})") from e
 
@@ -100,7 +113,7 @@ def file_info(self: ParquetPool, path: str) -> tuple[ObservationMeta, int, pa.Sc
     "(meta, number of records, Arrow schema) of a data file, from its footer, the schema checked (cached: files never change)."
     info = self._info.get(path)
     if info is None: info = self._info[path] = self._footer(path)
-    return info
+    return info[:3]
 
 @patch
 def _groups(self: ParquetPool, sel: Selection | None) -> dict[str, tuple[ObservationMeta, pa.Schema, list[str]]]:
@@ -118,7 +131,7 @@ def _groups(self: ParquetPool, sel: Selection | None) -> dict[str, tuple[Observa
     return groups
 
 
-# %% ../../../nbs/04_storage.pool.parquet.ipynb 13
+# %% ../../../nbs/04_storage.pool.parquet.ipynb 16
 def _with_ids(t: pa.Table, meta: ObservationMeta) -> pa.Table:
     n = t.num_rows
     return t.append_column("vehicle", pa.array([meta.vehicle] * n, pa.string())) \
@@ -153,7 +166,7 @@ def _decodable(self: ParquetPool, meta: ObservationMeta, schema: pa.Schema, path
 @patch
 def verify_file(self: ParquetPool, path: str) -> None:
     "Read data file `path` completely: footer, schema, every page against its checksum, every record; `StorageError` naming the problem."
-    meta, _, schema = self._footer(path)
+    meta, _, schema = self.file_info(path)
     try:
         t = ds.dataset([path], schema=schema, format=_CHECKED, filesystem=self.folder.arrow_fs).to_table()
         records_from_arrow(_with_ids(t, meta), meta)
@@ -170,7 +183,48 @@ def verify(self: ParquetPool) -> dict[str, str]:
     self._groups(None)   # and the files whose meta disagrees with their folder
     return dict(self.damaged)
 
-# %% ../../../nbs/04_storage.pool.parquet.ipynb 26
+# %% ../../../nbs/04_storage.pool.parquet.ipynb 27
+@patch
+def _footer_episodes(self: ParquetPool, path: str, sel: Selection) -> list[tuple[int, int, int, int, bool]] | None:
+    "The row groups of data file `path` with records in `sel` (as `row_group_episodes` gives them); None where its light columns must be read: a row group of several episodes or without statistics, or one across an edge of the window."
+    self.file_info(path)
+    lo, hi, es_only = (None if t is None else _us_ceil(t) for t in (sel.start, sel.end, sel.episode_start))
+    out = []
+    for rg in self._info[path][3]:
+        if rg is None: return None
+        es, _, first, last, _ = rg
+        if es_only is not None and es != es_only or lo is not None and last < lo or hi is not None and first >= hi: continue
+        if lo is not None and first < lo or hi is not None and last >= hi: return None
+        out.append(rg)
+    return out
+
+def _footer_listing(rows: list[tuple]) -> pd.DataFrame:
+    "An episode listing of (vehicle, driver, episode_start, records, first, last, terminal) rows, times in µs."
+    cols = list(zip(*rows)) or [[]] * 7
+    ts = lambda v: pa.array(v, pa.timestamp("us", tz="UTC"))
+    return pa.table({"vehicle": pa.array(cols[0], pa.string()), "driver": pa.array(cols[1], pa.string()), "episode_start": ts(cols[2]),
+                     "records": pa.array(cols[3], pa.int64()), "first": ts(cols[4]), "last": ts(cols[5]),
+                     "terminal": pa.array(cols[6], pa.bool_())}).to_pandas()
+
+@patch
+def episodes(self: ParquetPool, vehicle: str | None = None, driver: str | None = None, start=None, end=None) -> pd.DataFrame:
+    "`Pool.episodes` from the files' footers where they suffice (`_footer_episodes`); the light columns of the other files and the pending records are read."
+    sel = selection(vehicle, driver, None, start, end)
+    self._check_open("read")
+    cols, expr = list(LIGHT_COLUMNS), sel.expression(with_ids=False)
+    counted, light = [], []
+    with self._io_lock:
+        for meta, schema, paths in self._groups(sel).values():
+            unread = []
+            for path in paths:
+                groups = self._footer_episodes(path, sel)
+                if groups is None: unread.append(path)
+                else: counted += [(meta.vehicle, meta.driver, *g) for g in groups]
+            if unread: light.append(self._read(meta, schema, unread, cols, expr).select(cols))
+        light += self._pending_tables(sel, cols)
+    return merge_episode_listings([_footer_listing(counted)] + [summarize_episodes(t) for t in light])
+
+# %% ../../../nbs/04_storage.pool.parquet.ipynb 33
 @patch
 def refresh(self: ParquetPool) -> None:
     "Forget the cached file list, so the next `sample` sees files other writers added."
@@ -197,7 +251,7 @@ def _file_arrays(self: ParquetPool, path: str, meta: ObservationMeta, schema: pa
         self._cache_bytes -= sum(a.nbytes for a in old.values())
     return arrs
 
-# %% ../../../nbs/04_storage.pool.parquet.ipynb 29
+# %% ../../../nbs/04_storage.pool.parquet.ipynb 36
 @patch
 def _sample_listing(self: ParquetPool) -> list[tuple[FileEntry, ObservationMeta, int]]:
     "(file, meta, records) of every data file whose footer reads; the others are skipped as damaged."
@@ -240,7 +294,7 @@ def sample(self: ParquetPool, batch_size: int, rng=None, **filters) -> dict[str,
             for k in TRANSITION_KEYS: out[k][hit] = arrs[k][rows[hit]]
         return out
 
-# %% ../../../nbs/04_storage.pool.parquet.ipynb 35
+# %% ../../../nbs/04_storage.pool.parquet.ipynb 42
 def pool_info(path, verify: bool = True) -> tuple[pd.DataFrame, dict[str, str]]:
     "The `episodes()` listing of the Parquet pool at `path` (folder or fsspec URL), and its damaged files (path -> reason; read completely with `verify`)."
     pool = ParquetPool(path)
