@@ -43,7 +43,7 @@ def np_state_scaling(spec, epsilon: float = KERAS_EPSILON) -> tuple[np.ndarray, 
     var = np.square(spec.state_halfwidth).astype(np.float32)
     return spec.state_center, np.maximum(np.sqrt(var), np.float32(epsilon)).astype(np.float32)
 
-# %% ../../nbs/06_agent.numpy_actor.ipynb 12
+# %% ../../nbs/06_agent.numpy_actor.ipynb 13
 @dataclass(frozen=True, eq=False)
 class MLPActor:
     "A tanh MLP actor's weights in NumPy; `actor(x)` is the unit action of a flat state `(S,)` or of a batch `(n, S)`."

@@ -63,7 +63,7 @@ def train_offline(agent, pool, updates: int, vehicle: str | None = None, driver:
             "critic_loss_first": first.get("critic_loss", math.nan), "critic_loss_last": last.get("critic_loss", math.nan),
             "seconds": seconds}
 
-# %% ../../nbs/08_loop.offline.ipynb 17
+# %% ../../nbs/08_loop.offline.ipynb 18
 def heldout_evaluator(vehicle_cfg, driver_params=None, speed_penalty: float = 0.0, cycle: str | None = None, seed: int = 1234):
     "A callable `agent -> {wh_per_km, stock_wh_per_km, saving_pct, speed_rmse_kmh}`: noise-free drives of `cycle` (default: the held-out cycle)."
     from tspace.sim.cycles import HELDOUT_CYCLE
@@ -77,7 +77,7 @@ def heldout_evaluator(vehicle_cfg, driver_params=None, speed_penalty: float = 0.
                 "saving_pct": 100 * (1 - r["wh_per_km"] / stock["wh_per_km"]), "speed_rmse_kmh": r["speed_rmse_kmh"]}
     return evaluate
 
-# %% ../../nbs/08_loop.offline.ipynb 21
+# %% ../../nbs/08_loop.offline.ipynb 22
 BEHAVIOURS = ("stock", "random", "checkpoint")
 "What `collect_drives` can drive with: the stock map, uniform random actions, a checkpoint's policy with noise."
 

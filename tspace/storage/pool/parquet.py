@@ -82,7 +82,7 @@ def row_group_episodes(md: pq.FileMetaData) -> list[tuple[int, int, int, int, bo
         out.append((es.min_raw, rg.num_rows, ts.min_raw, ts.max_raw, bool(term.max_raw)) if one else None)
     return out
 
-# %% ../../../nbs/04_storage.pool.parquet.ipynb 15
+# %% ../../../nbs/04_storage.pool.parquet.ipynb 16
 _CHECKED = ds.ParquetFileFormat(default_fragment_scan_options=ds.ParquetFragmentScanOptions(page_checksum_verification=True))
 
 def _reason(e: Exception) -> str: return str(e) if isinstance(e, TspaceError) else f"{type(e).__name__}: {e}"
@@ -131,7 +131,7 @@ def _groups(self: ParquetPool, sel: Selection | None) -> dict[str, tuple[Observa
     return groups
 
 
-# %% ../../../nbs/04_storage.pool.parquet.ipynb 16
+# %% ../../../nbs/04_storage.pool.parquet.ipynb 17
 def _with_ids(t: pa.Table, meta: ObservationMeta) -> pa.Table:
     n = t.num_rows
     return t.append_column("vehicle", pa.array([meta.vehicle] * n, pa.string())) \
@@ -183,7 +183,7 @@ def verify(self: ParquetPool) -> dict[str, str]:
     self._groups(None)   # and the files whose meta disagrees with their folder
     return dict(self.damaged)
 
-# %% ../../../nbs/04_storage.pool.parquet.ipynb 27
+# %% ../../../nbs/04_storage.pool.parquet.ipynb 28
 @patch
 def _footer_episodes(self: ParquetPool, path: str, sel: Selection) -> list[tuple[int, int, int, int, bool]] | None:
     "The row groups of data file `path` with records in `sel` (as `row_group_episodes` gives them); None where its light columns must be read: a row group of several episodes or without statistics, or one across an edge of the window."
@@ -224,7 +224,7 @@ def episodes(self: ParquetPool, vehicle: str | None = None, driver: str | None =
         light += self._pending_tables(sel, cols)
     return merge_episode_listings([_footer_listing(counted)] + [summarize_episodes(t) for t in light])
 
-# %% ../../../nbs/04_storage.pool.parquet.ipynb 33
+# %% ../../../nbs/04_storage.pool.parquet.ipynb 35
 @patch
 def refresh(self: ParquetPool) -> None:
     "Forget the cached file list, so the next `sample` sees files other writers added."
@@ -251,7 +251,7 @@ def _file_arrays(self: ParquetPool, path: str, meta: ObservationMeta, schema: pa
         self._cache_bytes -= sum(a.nbytes for a in old.values())
     return arrs
 
-# %% ../../../nbs/04_storage.pool.parquet.ipynb 36
+# %% ../../../nbs/04_storage.pool.parquet.ipynb 38
 @patch
 def _sample_listing(self: ParquetPool) -> list[tuple[FileEntry, ObservationMeta, int]]:
     "(file, meta, records) of every data file whose footer reads; the others are skipped as damaged."
@@ -294,7 +294,7 @@ def sample(self: ParquetPool, batch_size: int, rng=None, **filters) -> dict[str,
             for k in TRANSITION_KEYS: out[k][hit] = arrs[k][rows[hit]]
         return out
 
-# %% ../../../nbs/04_storage.pool.parquet.ipynb 42
+# %% ../../../nbs/04_storage.pool.parquet.ipynb 44
 def pool_info(path, verify: bool = True) -> tuple[pd.DataFrame, dict[str, str]]:
     "The `episodes()` listing of the Parquet pool at `path` (folder or fsspec URL), and its damaged files (path -> reason; read completely with `verify`)."
     pool = ParquetPool(path)
