@@ -262,10 +262,10 @@ def inference_client(cfg_json, i, n, ready, go, out):
     client.close()
 
 
-def inference_run(k: int, n: int) -> tuple[float, float, float]:
-    "p50 and p99 latency (s) and throughput (requests/s) of `k` client processes of `n` requests each."
+def inference_run(k: int, n: int, max_wait_ms: float) -> tuple[float, float, float]:
+    "p50 and p99 latency (s) and throughput (requests/s) of `k` client processes of `n` requests each, the server waiting up to `max_wait_ms` to fill a batch."
     from tspace.dist.inference import InferenceServer
-    cfg = dist_config(max_batch=32, max_wait_ms=0.2)
+    cfg = dist_config(max_batch=32, max_wait_ms=max_wait_ms)
     server = InferenceServer(numpy_actor, truck_spec(), cfg)
     stop = threading.Event()
     thread = threading.Thread(target=server.serve, args=(stop,), daemon=True)
@@ -313,6 +313,8 @@ def main():
     ap.add_argument("--batch", type=int, default=50, help="records per message")
     ap.add_argument("--quick", action="store_true", help="fewer repeats and requests")
     ap.add_argument("--parts", default="ingest,broadcast,inference,fleet", help="which parts to run, comma-separated")
+    ap.add_argument("--max-wait-ms", type=float, default=0.2,
+                    help="inference: how long the server waits for the other active clients to fill a batch (DistConfig.max_wait_ms); 0 answers what is queued at once")
     ap.add_argument("--fleet-episodes", type=int, default=8, help="fleet: episodes each truck delivers")
     ap.add_argument("--fleet-steps", type=int, default=40, help="fleet: state frames per episode")
     a = ap.parse_args()
@@ -353,12 +355,12 @@ def broadcast(a, have_agentlace):
 
 def inference(a):
     n = 200 if a.quick else 1000
-    print(f"\ninference of the same NumPy actor: {n} requests per client")
+    print(f"\ninference of the same NumPy actor: {n} requests per client, the server waiting up to {a.max_wait_ms:g} ms to fill a batch")
     print(f"{'':>14} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>9}")
     p50, p99, thr = local_act(n)
     print(f"{'local act':>14} {p50 * 1e3:>8.3f} {p99 * 1e3:>8.3f} {thr:>9.0f}")
     for k in (1, 4, 16):
-        p50, p99, thr = isolated(inference_run, k, n if k < 16 else n // 4)
+        p50, p99, thr = isolated(inference_run, k, n if k < 16 else n // 4, a.max_wait_ms)
         print(f"{f'{k} client(s)':>14} {p50 * 1e3:>8.3f} {p99 * 1e3:>8.3f} {thr:>9.0f}", flush=True)
 
 
