@@ -109,11 +109,16 @@ def _footer(self: ParquetPool, path: str) -> tuple[ObservationMeta, int, pa.Sche
         raise StorageError(f"{path}: not a readable tspace Parquet file ({_reason(e)})") from e
 
 @patch
-def file_info(self: ParquetPool, path: str) -> tuple[ObservationMeta, int, pa.Schema]:
-    "(meta, number of records, Arrow schema) of a data file, from its footer, the schema checked (cached: files never change)."
+def _cached_footer(self: ParquetPool, path: str) -> tuple[ObservationMeta, int, pa.Schema, list]:
+    "`_footer` of a data file, read once (files never change)."
     info = self._info.get(path)
     if info is None: info = self._info[path] = self._footer(path)
-    return info[:3]
+    return info
+
+@patch
+def file_info(self: ParquetPool, path: str) -> tuple[ObservationMeta, int, pa.Schema]:
+    "(meta, number of records, Arrow schema) of a data file, from its footer, the schema checked (cached: files never change)."
+    return self._cached_footer(path)[:3]
 
 @patch
 def _groups(self: ParquetPool, sel: Selection | None) -> dict[str, tuple[ObservationMeta, pa.Schema, list[str]]]:
@@ -187,10 +192,9 @@ def verify(self: ParquetPool) -> dict[str, str]:
 @patch
 def _footer_episodes(self: ParquetPool, path: str, sel: Selection) -> list[tuple[int, int, int, int, bool]] | None:
     "The row groups of data file `path` with records in `sel` (as `row_group_episodes` gives them); None where its light columns must be read: a row group of several episodes or without statistics, or one across an edge of the window."
-    self.file_info(path)
     lo, hi, es_only = (None if t is None else _us_ceil(t) for t in (sel.start, sel.end, sel.episode_start))
     out = []
-    for rg in self._info[path][3]:
+    for rg in self._cached_footer(path)[3]:
         if rg is None: return None
         es, _, first, last, _ = rg
         if es_only is not None and es != es_only or lo is not None and last < lo or hi is not None and first >= hi: continue
