@@ -308,13 +308,15 @@ def isolated(fn, *args):
 
 
 def main():
+    from tspace.config.dist import DistConfig
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=2000, help="records each client sends")
     ap.add_argument("--batch", type=int, default=50, help="records per message")
     ap.add_argument("--quick", action="store_true", help="fewer repeats and requests")
     ap.add_argument("--parts", default="ingest,broadcast,inference,fleet", help="which parts to run, comma-separated")
-    ap.add_argument("--max-wait-ms", type=float, default=0.2,
-                    help="inference: how long the server waits for the other active clients to fill a batch (DistConfig.max_wait_ms); 0 answers what is queued at once")
+    ap.add_argument("--max-wait-ms", type=float, default=DistConfig.model_fields["max_wait_ms"].default,
+                    help="inference: the longest the server waits for the other active clients to fill a batch (DistConfig.max_wait_ms, "
+                         "the config's default unless given; the server also never waits longer than an actor call takes); 0 answers what is queued at once")
     ap.add_argument("--fleet-episodes", type=int, default=8, help="fleet: episodes each truck delivers")
     ap.add_argument("--fleet-steps", type=int, default=40, help="fleet: state frames per episode")
     a = ap.parse_args()
@@ -355,7 +357,7 @@ def broadcast(a, have_agentlace):
 
 def inference(a):
     n = 200 if a.quick else 1000
-    print(f"\ninference of the same NumPy actor: {n} requests per client, the server waiting up to {a.max_wait_ms:g} ms to fill a batch")
+    print(f"\ninference of the same NumPy actor: {n} requests per client, the server waiting up to {a.max_wait_ms:g} ms (and one actor call) to fill a batch")
     print(f"{'':>14} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>9}")
     p50, p99, thr = local_act(n)
     print(f"{'local act':>14} {p50 * 1e3:>8.3f} {p99 * 1e3:>8.3f} {thr:>9.0f}")

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/09_dist.inference.ipynb 3
 from __future__ import annotations
-import threading, time
+import math, threading, time
 from collections import Counter
 from typing import Callable
 
@@ -14,7 +14,7 @@ from fastcore.basics import patch
 
 from ..agent.spec import AgentSpec
 from ..config.dist import DistConfig
-from .sockets import authenticator, client_socket, server_socket
+from .sockets import authenticator, client_socket, server_socket, wait_readable
 from .wire import Decoder, ProtocolMismatch, PROTOCOL_VERSION, encode
 from ..system.errors import AgentError, ConfigError, DecodeError, TspaceConnectionError
 from ..system.log import ProblemCounter, get_logger
@@ -40,6 +40,7 @@ class InferenceServer:
         self._problems = ProblemCounter(log, self.stats)
         self.batch_sizes = Counter()    # batch size -> how many batches of that size
         self._asked: dict[bytes, float] = {}   # client identity -> when its last request was taken
+        self.actor_s = 0.0      # how long an actor call takes (moving average), s: a batch never waits longer
         self.ctx = zmq.Context()
         self._auth = authenticator(self.ctx, self.cfg)
         self.router = server_socket(self.ctx, zmq.ROUTER, self.cfg.inference_port, self.cfg)
@@ -87,14 +88,14 @@ def _spec_mismatch(spec: AgentSpec, theirs: dict, client: str) -> str | None:
 # %% ../../nbs/09_dist.inference.ipynb 6
 @patch
 def step(self: InferenceServer, timeout_ms: int = 50) -> int:
-    "Wait up to `timeout_ms` for a request; batch what is queued (`max_batch`), waiting up to `max_wait_ms` only for active clients not in it; answer; the batch size."
+    "Wait up to `timeout_ms` for a request; batch what is queued (`max_batch`), waiting (up to `max_wait_ms`, at most one actor call's time) only for active clients not in it; answer; the batch size."
     if not self.router.poll(timeout_ms): return 0
-    batch, deadline = [], time.monotonic() + self.cfg.max_wait_ms / 1000
+    batch, deadline = [], time.monotonic() + min(self.cfg.max_wait_ms / 1000, self.actor_s)
     while len(batch) < self.cfg.max_batch:
         try: ident, data = self.router.recv_multipart(zmq.NOBLOCK)[-2:]
         except zmq.Again:
             left = deadline - time.monotonic()
-            if left <= 0 or not self._waiting_for(batch) or not self.router.poll(left * 1000): break
+            if left <= 0 or not self._waiting_for(batch) or not wait_readable(self.router, left): break
             continue
         except ValueError: self._problems("malformed", "a message of one frame"); continue
         req = self._request(ident, data)
@@ -117,7 +118,10 @@ def _answer(self: InferenceServer, batch: list) -> None:
     for ident, _, _ in batch: self._asked[ident] = now
     try:
         obs = np.stack([obs for _, _, obs in batch]).reshape(len(batch), *self.spec.state_shape)
+        t0 = time.perf_counter()
         actions = np.asarray(actor(obs), np.float32)
+        took = time.perf_counter() - t0
+        self.actor_s = took if not self.actor_s else 0.8 * self.actor_s + 0.2 * took
         if actions.shape != (len(batch), *self.spec.action_shape): raise AgentError(f"actor returned shape {actions.shape}")
     except Exception as e:
         self._problems("actor failed", f"{type(e).__name__}: {e}")
@@ -167,7 +171,7 @@ class InferenceClient:
         self.sock.send(data)
         while True:
             left = deadline - time.monotonic()
-            if left <= 0 or not self.sock.poll(left * 1000):
+            if left <= 0 or not self.sock.poll(math.ceil(left * 1000)):   # whole ms: a timeout may overrun by < 1 ms
                 self.stats["timeouts"] += 1
                 raise TspaceConnectionError(f"inference client {self.client_id!r}: no answer to {what} within {timeout:g} s "
                                             f"from {self.cfg.address(self.cfg.inference_port)}")

@@ -4,6 +4,7 @@
 
 # %% ../../nbs/09_dist.sockets.ipynb 3
 from __future__ import annotations
+import math, select, time
 from pathlib import Path
 
 import zmq
@@ -15,7 +16,7 @@ from ..system.errors import ConfigError, TspaceConnectionError
 from ..system.log import get_logger
 
 # %% auto 0
-__all__ = ['log', 'load_keys', 'server_socket', 'authenticator', 'client_socket']
+__all__ = ['log', 'load_keys', 'server_socket', 'authenticator', 'client_socket', 'wait_readable']
 
 # %% ../../nbs/09_dist.sockets.ipynb 4
 log = get_logger(__name__)
@@ -65,3 +66,15 @@ def client_socket(ctx: zmq.Context, kind: int, port: int, cfg: DistConfig, confl
         sock.curve_secretkey, sock.curve_publickey, sock.curve_serverkey = secret, public, server
     sock.connect(cfg.address(port))
     return sock
+
+# %% ../../nbs/09_dist.sockets.ipynb 6
+def wait_readable(sock: zmq.Socket, timeout_s: float) -> bool:
+    "Whether a message can be received from `sock` within `timeout_s` seconds; waits in the kernel with microsecond resolution, never spins."
+    deadline = time.monotonic() + timeout_s
+    fd = sock.FD
+    while True:
+        if sock.get(zmq.EVENTS) & zmq.POLLIN: return True
+        left = deadline - time.monotonic()
+        if left <= 0: return False
+        if fd < 1024: select.select([fd], [], [], left)     # select's limit (FD_SETSIZE); past it, whole milliseconds
+        else: sock.poll(math.ceil(left * 1000))
