@@ -16,7 +16,7 @@ from ..system.errors import ConfigError, TspaceConnectionError
 from ..system.log import get_logger
 
 # %% auto 0
-__all__ = ['log', 'load_keys', 'server_socket', 'authenticator', 'client_socket', 'wait_readable']
+__all__ = ['log', 'SELECT_MAX_FD', 'load_keys', 'server_socket', 'authenticator', 'client_socket', 'wait_readable']
 
 # %% ../../nbs/09_dist.sockets.ipynb 4
 log = get_logger(__name__)
@@ -68,6 +68,9 @@ def client_socket(ctx: zmq.Context, kind: int, port: int, cfg: DistConfig, confl
     return sock
 
 # %% ../../nbs/09_dist.sockets.ipynb 6
+SELECT_MAX_FD = 1024
+"`select` takes descriptors below this (FD_SETSIZE); `wait_readable` waits in whole milliseconds on a higher one."
+
 def wait_readable(sock: zmq.Socket, timeout_s: float) -> bool:
     "Whether a message can be received from `sock` within `timeout_s` seconds; waits in the kernel with microsecond resolution, never spins."
     deadline = time.monotonic() + timeout_s
@@ -76,5 +79,5 @@ def wait_readable(sock: zmq.Socket, timeout_s: float) -> bool:
         if sock.get(zmq.EVENTS) & zmq.POLLIN: return True
         left = deadline - time.monotonic()
         if left <= 0: return False
-        if fd < 1024: select.select([fd], [], [], left)     # select's limit (FD_SETSIZE); past it, whole milliseconds
+        if fd < SELECT_MAX_FD: select.select([fd], [], [], left)
         else: sock.poll(math.ceil(left * 1000))
