@@ -16,7 +16,8 @@ Prints:
   each run checks 0 lost and 0 duplicated records;
 - weight broadcast: time until all of k = 1, 4, 16 clients hold a new version of a DDPG actor's weights (90-256-256-68);
 - inference: p50/p99 latency and throughput of `act` with 1, 4 and 16 client processes against the same NumPy actor
-  called locally;
+  called locally, and against the transport's floor measured the same way: a bare pyzmq echo thread answering the
+  same messages with a fixed action envelope;
 - fleet (`--parts fleet`, needs Ray): episodes per wall-clock minute reaching the learner with 1, 2 and 4 simulated
   trucks on a local Ray (`dist.fleet.run_fleet`, a DDPG learner of 64-64 units), counted from the moment every truck
   actor is up; efficiency = rate(N) / (N x rate(1)), the 1-truck run of the same invocation as the baseline. The
@@ -262,6 +263,20 @@ def inference_client(cfg_json, i, n, ready, go, out):
     client.close()
 
 
+def closed_loop(k: int, n: int, client, first_args: tuple) -> tuple[float, float, float]:
+    "p50 and p99 latency (s) and throughput (requests/s) of `k` processes running `client(*first_args, i, n, ready, go, out)`, started together."
+    ready, go, out = CTX.Queue(), CTX.Event(), CTX.Queue()
+    procs = [CTX.Process(target=client, args=(*first_args, i, n, ready, go, out)) for i in range(k)]
+    for p in procs: p.start()
+    for _ in procs: ready.get(timeout=120)
+    t0 = time.perf_counter()
+    go.set()
+    lat = [x for _ in procs for x in out.get(timeout=300)]
+    dt = time.perf_counter() - t0
+    for p in procs: p.join(30)
+    return float(np.percentile(lat, 50)), float(np.percentile(lat, 99)), len(lat) / dt
+
+
 def inference_run(k: int, n: int, max_wait_ms: float) -> tuple[float, float, float]:
     "p50 and p99 latency (s) and throughput (requests/s) of `k` client processes of `n` requests each, the server waiting up to `max_wait_ms` to fill a batch."
     from tspace.dist.inference import InferenceServer
@@ -270,17 +285,49 @@ def inference_run(k: int, n: int, max_wait_ms: float) -> tuple[float, float, flo
     stop = threading.Event()
     thread = threading.Thread(target=server.serve, args=(stop,), daemon=True)
     thread.start()
-    ready, go, out = CTX.Queue(), CTX.Event(), CTX.Queue()
-    procs = [CTX.Process(target=inference_client, args=(cfg.model_dump_json(), i, n, ready, go, out)) for i in range(k)]
-    for p in procs: p.start()
-    for _ in procs: ready.get(timeout=120)
-    t0 = time.perf_counter()
-    go.set()
-    lat = [x for _ in procs for x in out.get(timeout=300)]
-    dt = time.perf_counter() - t0
-    for p in procs: p.join(30)
-    stop.set(); thread.join(10); server.close()
-    return float(np.percentile(lat, 50)), float(np.percentile(lat, 99)), len(lat) / dt
+    try: return closed_loop(k, n, inference_client, (cfg.model_dump_json(),))
+    finally: stop.set(); thread.join(10); server.close()
+
+
+def echo_client(port, i, n, ready, go, out):
+    import zmq
+    from tspace.dist.wire import encode
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER); sock.linger = 0; sock.connect(f"tcp://127.0.0.1:{port}")
+    msg = encode("act", id=1, obs=np.random.default_rng(i).uniform(0, 1, (30, 3)).astype(np.float32))
+    def call(): sock.send(msg); sock.poll(5000); sock.recv()
+    for _ in range(20): call()
+    ready.put(i)
+    go.wait()
+    lat = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        call()
+        lat.append(time.perf_counter() - t0)
+    out.put(lat)
+    sock.close(); ctx.term()
+
+
+def echo_run(k: int, n: int) -> tuple[float, float, float]:
+    "The transport's floor, as `inference_run` measures it: the same `act` messages over the same sockets and loop, a server thread answering each with a fixed `action` envelope of the same size (no decoding, checking or actor)."
+    import zmq
+    from tspace.dist.wire import encode
+    reply = encode("action", id=1, action=np.zeros((4, 17), np.float32), version=0)
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.ROUTER); sock.linger = 0
+    port = sock.bind_to_random_port("tcp://127.0.0.1")
+    stop = threading.Event()
+    def serve():
+        while not stop.is_set():
+            if not sock.poll(50): continue
+            while True:
+                try: ident = sock.recv_multipart(zmq.NOBLOCK)[0]
+                except zmq.Again: break
+                sock.send_multipart([ident, reply])
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try: return closed_loop(k, n, echo_client, (port,))
+    finally: stop.set(); thread.join(10); sock.close(); ctx.term()
 
 
 def local_act(n: int) -> tuple[float, float, float]:
@@ -358,12 +405,15 @@ def broadcast(a, have_agentlace):
 def inference(a):
     n = 200 if a.quick else 1000
     print(f"\ninference of the same NumPy actor: {n} requests per client, the server waiting up to {a.max_wait_ms:g} ms (and one actor call) to fill a batch")
-    print(f"{'':>14} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>9}")
+    print("(the floor: a bare pyzmq echo answering the same messages with a fixed action, no decoding, checking or actor)")
+    print(f"{'':>14} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>9}   {'echo p50':>8} {'echo p99':>8} {'echo req/s':>10}")
     p50, p99, thr = local_act(n)
     print(f"{'local act':>14} {p50 * 1e3:>8.3f} {p99 * 1e3:>8.3f} {thr:>9.0f}")
     for k in (1, 4, 16):
-        p50, p99, thr = isolated(inference_run, k, n if k < 16 else n // 4, a.max_wait_ms)
-        print(f"{f'{k} client(s)':>14} {p50 * 1e3:>8.3f} {p99 * 1e3:>8.3f} {thr:>9.0f}", flush=True)
+        m = n if k < 16 else n // 4
+        p50, p99, thr = isolated(inference_run, k, m, a.max_wait_ms)
+        e50, e99, ethr = isolated(echo_run, k, m)
+        print(f"{f'{k} client(s)':>14} {p50 * 1e3:>8.3f} {p99 * 1e3:>8.3f} {thr:>9.0f}   {e50 * 1e3:>8.3f} {e99 * 1e3:>8.3f} {ethr:>10.0f}", flush=True)
 
 
 def fleet_run(trucks: int, episodes: int, steps: int) -> dict:
