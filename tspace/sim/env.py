@@ -104,18 +104,19 @@ def step(self: TruckEnergyEnv, action):
     stock_rows = stock.table[start:start + self.action_spec.rows]
     rows = self.action_spec.apply_safe(stock_rows, a)      # the same safe projection as the flash path
     fs = self.state_spec.sample_hz
+    def drive(rows):
+        "One frame on `rows`: (chunk, speed error samples, reward)."
+        self.sim.set_rows(start, rows)
+        chunk = self.sim.run(self.state_spec.frame_len)
+        err = chunk.ref_kmh - chunk.signals[:, 0]
+        return chunk, err, self.reward_spec.compute(chunk.signals[:, 3], chunk.signals[:, 4], fs, err)
     if self.reward_baseline == "stock":                     # the same step on the stock rows first, then back
         snap = self.sim.snapshot()
-        self.sim.set_rows(start, stock_rows)
-        cf = self.sim.run(self.state_spec.frame_len)
-        reward_stock = self.reward_spec.compute(cf.signals[:, 3], cf.signals[:, 4], fs, cf.ref_kmh - cf.signals[:, 0])
+        reward_stock = drive(stock_rows)[2]
         self.sim.restore(snap)
-    self.sim.set_rows(start, rows)
-    chunk = self.sim.run(self.state_spec.frame_len)
+    chunk, err, reward = drive(rows)
     self._obs = self._frame(chunk)
     sig = chunk.signals
-    err = chunk.ref_kmh - sig[:, 0]
-    reward = self.reward_spec.compute(sig[:, 3], sig[:, 4], fs, err)
     self._done = self.sim.done
     info = {"energy_wh": self.reward_spec.energy_wh(sig[:, 3], sig[:, 4], fs), "energy_wh_exact": chunk.energy_wh,
             "distance_m": chunk.distance_m, "speed_rmse_kmh": float(np.sqrt(np.mean(err ** 2))),
