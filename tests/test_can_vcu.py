@@ -5,7 +5,7 @@ import can
 import numpy as np
 import pandas as pd
 import pytest
-from tspace.conn.can import CanConfig, open_bus, replay_frames, CanFrameDecoder
+from tspace.conn.can import CanConfig, open_bus, replay_frames, CanFrameDecoder, LogReading
 from tspace.dataflow.kvaser import KvaserCAN
 from tspace.sim.ecu import VirtualVCU
 from tspace.sim.truck import TruckSim, SIGNALS
@@ -102,19 +102,22 @@ def test_log_written_by_python_can_replays_to_the_same_frames(tmp_path):
         # first message exactly on a whole second: python-can 4.6's ASC writer formats the trigger-block milliseconds
         # without zero padding (20 ms -> ".20"), which its reader takes for 200 ms; a whole second avoids that quirk
         vcu = VirtualVCU(open_bus(cfg), cfg, start_time=T0 - 0.02)
+        sent, send = [0], vcu.bus.send
+        def counted(msg, *a, **kw): sent[0] += 1; return send(msg, *a, **kw)
+        vcu.bus.send = counted                              # the VCU is the only sender on this channel
         vcu.step(500)
         live = list(kv.frames(6))
-    received, deadline = 0, time.monotonic() + 10           # wait until the recorder has drained the bus (slow CI)
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        n = 0
-        while seen.get_message(0) is not None: n += 1
-        if n == 0 and received: break
-        received += n
+    received = [0]
+    def drained():                                          # the notifier hands a message to the writers before `seen`
+        while seen.get_message(0) is not None: received[0] += 1
+        return received[0] == sent[0]
+    wait_until(drained, timeout=60, what=f"the recorder receiving all {sent[0]} messages")
     notifier.stop()                                         # also stops (closes) the writers
     for p in logs:
         dec = CanFrameDecoder.from_config(cfg, 30, 20.0)
-        replayed = list(replay_frames(p, decoder=dec))
+        reading = LogReading(p)
+        replayed = list(replay_frames(p, decoder=dec, reading=reading))
+        assert not reading.damaged and reading.messages == sent[0], (p, reading.summary())
         assert len(replayed) >= len(live), p
         for a, b in zip(live, replayed):
             assert np.abs(a.index.asi8 - b.index.asi8).max() < 2_000, p     # µs-resolution log formats
