@@ -47,7 +47,7 @@ from common import (call_latency, evaluate, latency_report, markdown_table, one_
 
 ALGOS = ("ddpg", "td3", "sac")
 TRUCK = dict(steps=15_000, learning_starts=2_000, gamma=0.99, lr=1e-3, tau=0.005, batch_size=256, noise_sigma=0.1, hidden=(400, 300),
-             encoding="span", reward_scale=1.0, reward_center=False, reward_baseline=None)
+             encoding="span", reward_scale=1.0, reward_center=False)
 "The truck budget of issue 21, the same for every run (buffer_size: every step)."
 TRUCK_SB3_ALGOS = ("td3", "sac")
 "The SB3 runs on the truck (issue 21: tspace DDPG, TD3, SAC against SB3 TD3 and SAC)."
@@ -88,9 +88,6 @@ def parse_args(argv=None):
                    help="truck: rewards times this for learning, both libraries (tspace: AgentConfig.reward_scale; SB3: a reward wrapper)")
     p.add_argument("--gamma", type=float, default=TRUCK["gamma"],
                    help="truck: discount of both libraries (an action's effect on energy is mostly within a few steps of 1.5 s)")
-    p.add_argument("--reward-baseline", choices=("stock",), default=None,
-                   help="truck: train both libraries on the reward minus what the stock rows would earn on the same step "
-                        "(TruckEnergyEnv(reward_baseline='stock')); the held-out evaluation is in Wh/km as always")
     p.add_argument("--reward-center", action="store_true",
                    help="truck, tspace only: AgentConfig.reward_center (rewards minus their running mean in every update); SB3 has no such option")
     p.add_argument("--quick", action="store_true", help="tiny budget smoke run (< 3 minutes): checks the plumbing, not the figures")
@@ -117,7 +114,6 @@ def hyperparams(env: str, algo: str, args) -> dict:
         hp = {**TRUCK, "steps": args.steps or TRUCK["steps"], "learning_starts": args.warmup if args.warmup is not None else TRUCK["learning_starts"]}
         hp["buffer_size"] = hp["steps"]
         hp["encoding"], hp["reward_scale"], hp["reward_center"], hp["gamma"] = args.encoding, args.reward_scale, args.reward_center, args.gamma
-        hp["reward_baseline"] = args.reward_baseline
         if algo == "sac": hp["noise_sigma"] = None
         return hp
     hp = dict(PENDULUM["sac" if algo == "sac" else "td3"])
@@ -128,15 +124,15 @@ def hyperparams(env: str, algo: str, args) -> dict:
 
 
 # --- environments ---
-def truck_env(cycle=None, encoding: str = TRUCK["encoding"], reward_baseline: str | None = None):
-    "The truck environment with the actions of `encoding` (training cycles unless `cycle` is given) and the reward's `reward_baseline`."
+def truck_env(cycle=None, encoding: str = TRUCK["encoding"]):
+    "The truck environment with the actions of `encoding` (training cycles unless `cycle` is given)."
     from tspace.data.core import ActionSpec
     from tspace.sim.env import TruckEnergyEnv
     kw = {} if cycle is None else {"cycle": cycle}
-    return TruckEnergyEnv(**kw, action_spec=ActionSpec(encoding=encoding), reward_baseline=reward_baseline)
+    return TruckEnergyEnv(**kw, action_spec=ActionSpec(encoding=encoding))
 
 
-def flat_truck_env(encoding: str = TRUCK["encoding"], reward_scale: float = 1.0, reward_baseline: str | None = None):
+def flat_truck_env(encoding: str = TRUCK["encoding"], reward_scale: float = 1.0):
     "The truck for SB3's MlpPolicy: flat observation (frame_len*signals) and flat action (rows*columns) vectors, rewards x `reward_scale`."
     import gymnasium as gym
     from gymnasium.wrappers import FlattenObservation, TransformReward
@@ -148,7 +144,7 @@ def flat_truck_env(encoding: str = TRUCK["encoding"], reward_scale: float = 1.0,
             self.action_space = gym.spaces.Box(-1.0, 1.0, (int(np.prod(env.action_space.shape)),), np.float32)
         def action(self, action): return np.asarray(action, np.float32).reshape(self.env.action_space.shape)
 
-    env = FlattenObservation(FlatAction(truck_env(encoding=encoding, reward_baseline=reward_baseline)))
+    env = FlattenObservation(FlatAction(truck_env(encoding=encoding)))
     return env if reward_scale == 1.0 else TransformReward(env, lambda r: reward_scale * r)
 
 
@@ -207,8 +203,7 @@ def tspace_agent(algo: str, hp: dict, seed: int, observation_space, action_space
 def run_tspace(env: str, algo: str, seed: int, hp: dict, eval_episodes: int) -> dict:
     "Train and evaluate tspace's `algo` on `env` for one seed."
     import gymnasium as gym
-    from tspace.sim.env import TruckEnergyEnv
-    e = truck_env(encoding=hp["encoding"], reward_baseline=hp.get("reward_baseline")) if env == "truck" else gym.make("Pendulum-v1")
+    e = truck_env(encoding=hp["encoding"]) if env == "truck" else gym.make("Pendulum-v1")
     agent = tspace_agent(algo, hp, seed, e.observation_space, e.action_space)
     out = train_tspace(e, agent, hp["steps"], hp["learning_starts"], seed)
     del out["losses"]
@@ -277,7 +272,7 @@ def sb3_job(job: dict) -> dict:
         return {"grad_steps_s": job["updates"] / (time.perf_counter() - t0)}
     seed = job["seed"]
     if job["env"] == "truck":
-        env = flat_truck_env(hp["encoding"], hp["reward_scale"], hp.get("reward_baseline"))
+        env = flat_truck_env(hp["encoding"], hp["reward_scale"])
         shape = env.unwrapped.action_space.shape
         model = sb3_model(algo, env, hp, seed)
         out = train_sb3(model, hp["steps"])
@@ -477,8 +472,8 @@ def main(argv=None) -> int:
         static_pct, static_src = best_static_saving_pct()
         print(f"\n== truck: {hp['steps']} steps, {hp['learning_starts']} random warm-up steps, gamma {hp['gamma']}, lr {hp['lr']}, "
               f"batch {hp['batch_size']}, net {hp['hidden']}, noise {hp['noise_sigma']} (not SAC), action encoding {hp['encoding']}, "
-              f"reward scale {hp['reward_scale']:g}, reward centring {'on (tspace)' if hp['reward_center'] else 'off'}, "
-              f"reward baseline {hp['reward_baseline'] or 'none'}; held-out cycle: stock map "
+              f"reward scale {hp['reward_scale']:g}, reward centring {'on (tspace)' if hp['reward_center'] else 'off'}; "
+              f"held-out cycle: stock map "
               f"{stock['wh_per_km']:.2f} Wh/km, RMSE {stock['speed_rmse_kmh']:.2f} km/h; best static map saves {static_pct:.2f} % ({static_src})")
         for seed in args.seeds:
             for algo in args.algos:

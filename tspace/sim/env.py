@@ -34,10 +34,8 @@ class TruckEnergyEnv(gym.Env):
     def __init__(self, cycle: str | Cycle | Sequence[str | Cycle] = TRAIN_CYCLES, params: TruckParams | None = None,
                  driver: DriverModelParams | None = None, torque_map: TorqueMap | None = None,
                  state_spec: StateSpec | None = None, action_spec: ActionSpec | None = None,
-                 speed_penalty: float = 0.5, scenario: str | None = None, reward_baseline: str | None = None):
+                 speed_penalty: float = 0.5, scenario: str | None = None):
         super().__init__()
-        if reward_baseline not in (None, "stock"): raise DataError(f"reward_baseline = {reward_baseline!r}: expected None or 'stock'")
-        self.reward_baseline = reward_baseline
         if scenario is not None:      # "cycle" or "following" (`sim.traffic`); overrides `driver.scenario`
             driver = DriverModelParams.model_validate({**(driver or DriverModelParams()).model_dump(), "scenario": scenario})
         self.state_spec = state_spec if state_spec is not None else FIELD_TRUCK_STATE
@@ -104,17 +102,10 @@ def step(self: TruckEnergyEnv, action):
     stock_rows = stock.table[start:start + self.action_spec.rows]
     rows = self.action_spec.apply_safe(stock_rows, a)      # the same safe projection as the flash path
     fs = self.state_spec.sample_hz
-    def drive(rows):
-        "One frame on `rows`: (chunk, speed error samples, reward)."
-        self.sim.set_rows(start, rows)
-        chunk = self.sim.run(self.state_spec.frame_len)
-        err = chunk.ref_kmh - chunk.signals[:, 0]
-        return chunk, err, self.reward_spec.compute(chunk.signals[:, 3], chunk.signals[:, 4], fs, err)
-    if self.reward_baseline == "stock":                     # the same step on the stock rows first, then back
-        snap = self.sim.snapshot()
-        reward_stock = drive(stock_rows)[2]
-        self.sim.restore(snap)
-    chunk, err, reward = drive(rows)
+    self.sim.set_rows(start, rows)
+    chunk = self.sim.run(self.state_spec.frame_len)
+    err = chunk.ref_kmh - chunk.signals[:, 0]
+    reward = self.reward_spec.compute(chunk.signals[:, 3], chunk.signals[:, 4], fs, err)
     self._obs = self._frame(chunk)
     sig = chunk.signals
     self._done = self.sim.done
@@ -124,13 +115,12 @@ def step(self: TruckEnergyEnv, action):
             "applied_action": self.action_spec.action_for(stock_rows, rows),
             "time_s": self.sim.time_s, "cycle": self.sim.cycle.name}
     if self._done and self.sim.following_report() is not None: info["following"] = self.sim.following_report().as_dict()
-    if self.reward_baseline == "stock": info["reward_stock"], reward = reward_stock, reward - reward_stock
     return self._obs.copy(), float(reward), False, self._done, info   # the cycle's end is a time limit: truncated
 
 if ENV_ID not in gym.registry:
     gym.register(id=ENV_ID, entry_point="tspace.sim.env:TruckEnergyEnv")
 
-# %% ../../nbs/05_sim.env.ipynb 13
+# %% ../../nbs/05_sim.env.ipynb 11
 def run_episode(env: TruckEnergyEnv, policy: Callable[[np.ndarray], np.ndarray] | None = None,
                 cycle: str | Cycle | None = None, seed: int | None = 0) -> dict:
     "Drive one episode of `env` with `policy(obs) -> action` (default: the stock action); totals of the run."
