@@ -101,13 +101,13 @@ def step(self: TruckEnergyEnv, action):
     start = stock.window(speed, self.action_spec.rows)
     stock_rows = stock.table[start:start + self.action_spec.rows]
     rows = self.action_spec.apply_safe(stock_rows, a)      # the same safe projection as the flash path
-    fs = self.state_spec.sample_hz
     self.sim.set_rows(start, rows)
     chunk = self.sim.run(self.state_spec.frame_len)
-    err = chunk.ref_kmh - chunk.signals[:, 0]
-    reward = self.reward_spec.compute(chunk.signals[:, 3], chunk.signals[:, 4], fs, err)
     self._obs = self._frame(chunk)
     sig = chunk.signals
+    err = chunk.ref_kmh - sig[:, 0]
+    fs = self.state_spec.sample_hz
+    reward = self.reward_spec.compute(sig[:, 3], sig[:, 4], fs, err)
     self._done = self.sim.done
     info = {"energy_wh": self.reward_spec.energy_wh(sig[:, 3], sig[:, 4], fs), "energy_wh_exact": chunk.energy_wh,
             "distance_m": chunk.distance_m, "speed_rmse_kmh": float(np.sqrt(np.mean(err ** 2))),

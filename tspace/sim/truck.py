@@ -4,7 +4,7 @@
 
 # %% ../../nbs/05_sim.truck.ipynb 3
 from __future__ import annotations
-import dataclasses, math, random
+import math, random
 from bisect import bisect_right
 from collections import namedtuple
 from dataclasses import dataclass, asdict
@@ -411,16 +411,3 @@ def run_cycle(self: TruckSim) -> pd.DataFrame:
     "Drive from the current time to the end of the drive (`done`); the whole trace as a DataFrame (index: time s)."
     n = int(math.ceil((self._end_s - self.time_s) * self.sample_hz - 1e-9))
     return self.run(max(n, 0)).to_frame()
-
-# %% ../../nbs/05_sim.truck.ipynb 37
-@patch
-def snapshot(self: TruckSim) -> tuple:
-    "What `run` changes, copied: state, applied map, noise generator state, ledger; `restore` takes it back."
-    return dict(self._s), [r[:] for r in self._rows], self._rng.getstate(), dataclasses.replace(self.ledger)
-
-@patch
-def restore(self: TruckSim, snap: tuple) -> None:
-    "Go back to a `snapshot` of this simulator (the same cycle, since its last reset)."
-    s, rows, rng, ledger = snap
-    self._s, self._rows, self.ledger = dict(s), [r[:] for r in rows], dataclasses.replace(ledger)
-    self._rng.setstate(rng)
