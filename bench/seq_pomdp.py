@@ -141,13 +141,13 @@ def main(default_agents: tuple[str, ...] = AGENTS) -> int:
     p.add_argument("--transformer-max-len", type=int, default=OPTIONS["transformer"]["max_len"])
     p.add_argument("--transformer-batch", type=int, default=HP["transformer"]["batch_size"])
     p.add_argument("--context-len", type=int, default=HP["transformer"]["context_len"])
-    p.add_argument("--transformer-lr", type=float, default=None, help=f"the Transformer agent's actor and critic learning rate (default {HP['transformer']['actor_lr']:g})")
+    p.add_argument("--transformer-lr", type=float, default=HP["transformer"]["actor_lr"], help="the Transformer agent's actor and critic learning rate")
     args = p.parse_args()
     OPTIONS["rdpg"].update(updates_per_step=args.rdpg_updates_per_step, max_len=args.rdpg_max_len)
     HP["rdpg"].update(batch_size=args.rdpg_batch)
     OPTIONS["transformer"].update(updates_per_step=args.transformer_updates_per_step, max_len=args.transformer_max_len)
-    HP["transformer"].update(batch_size=args.transformer_batch, context_len=args.context_len)
-    if args.transformer_lr is not None: HP["transformer"].update(actor_lr=args.transformer_lr, critic_lr=args.transformer_lr)
+    HP["transformer"].update(batch_size=args.transformer_batch, context_len=args.context_len,
+                             actor_lr=args.transformer_lr, critic_lr=args.transformer_lr)
     kinds = tuple(args.agents)
     print(f"Pendulum-v1 without angular velocity, {args.steps} steps x seeds {args.seeds}, {args.warmup} random warm-up steps, "
           f"{args.eval_episodes} evaluation episodes; shared {COMMON}; " + "; ".join(f"{k.upper()} {HP[k]} {OPTIONS[k]}" for k in kinds),
