@@ -90,6 +90,8 @@ def parse_args(argv=None):
                    help="truck: discount of both libraries (an action's effect on energy is mostly within a few steps of 1.5 s)")
     p.add_argument("--reward-center", action="store_true",
                    help="truck, tspace only: AgentConfig.reward_center (rewards minus their running mean in every update); SB3 has no such option")
+    p.add_argument("--critic-action-input", choices=("input", "hidden"), default=None,
+                   help="tspace's critics read the action at their input or after their first layer (AgentConfig.critic_action_input; default: the agent's own)")
     p.add_argument("--quick", action="store_true", help="tiny budget smoke run (< 3 minutes): checks the plumbing, not the figures")
     p.add_argument("--sb3-worker", type=str, default=None, help=argparse.SUPPRESS)   # internal: one SB3 job (JSON), prints JSON
     a = p.parse_args(argv)
@@ -115,8 +117,8 @@ def hyperparams(env: str, algo: str, args) -> dict:
         hp["buffer_size"] = hp["steps"]
         hp["encoding"], hp["reward_scale"], hp["reward_center"], hp["gamma"] = args.encoding, args.reward_scale, args.reward_center, args.gamma
         if algo == "sac": hp["noise_sigma"] = None
-        return hp
-    hp = dict(PENDULUM["sac" if algo == "sac" else "td3"])
+        return hp | {"critic_action_input": args.critic_action_input}
+    hp = dict(PENDULUM["sac" if algo == "sac" else "td3"], critic_action_input=args.critic_action_input)
     if args.pendulum_steps:     # a shorter run keeps at least half its steps for learning
         hp["steps"] = args.pendulum_steps
         hp["learning_starts"] = min(hp["learning_starts"], QUICK["pendulum_warmup"] if args.quick else hp["steps"] // 2)
@@ -196,6 +198,7 @@ def tspace_agent(algo: str, hp: dict, seed: int, observation_space, action_space
     if hp.get("reward_scale", 1.0) != 1.0: fields["reward_scale"] = hp["reward_scale"]
     if hp.get("reward_center"): fields["reward_center"] = True
     if xla is not None: fields[xla_field()] = xla
+    if hp.get("critic_action_input") is not None: fields["critic_action_input"] = hp["critic_action_input"] == "input"
     spec = AgentSpec.from_spaces(observation_space, action_space)
     return make_agent(spec, AgentConfig(**fields), learning_starts=hp["learning_starts"])
 

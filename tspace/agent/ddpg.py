@@ -87,18 +87,20 @@ def actor_mean_layers(actor: keras.Model, head: str = "action") -> tuple:
     layers = [l for l in actor.layers if l.name.startswith("hidden")] + [actor.get_layer(head)]
     return tuple((l.kernel.numpy(), l.bias.numpy()) for l in layers)
 
-def build_critic(spec: AgentSpec, hidden: tuple[int, ...], seed: int = 0, name: str = "critic") -> keras.Model:
-    "Critic `Q(s, a)`: state branch (scaling, first hidden layer), merged with the unit action, remaining layers, one value."
+def build_critic(spec: AgentSpec, hidden: tuple[int, ...], seed: int = 0, name: str = "critic", action_at_input: bool = False) -> keras.Model:
+    """Critic `Q(s, a)`: state branch (scaling, first hidden layer), merged with the unit action, remaining layers, one value.
+    `action_at_input`: the scaled state and the action merge before the first layer instead (TD3's and TD3+BC's papers)."""
     obs = keras.Input((spec.state_size,), name="obs")
     act = keras.Input((spec.action_size,), name="action")
-    x = keras.layers.Dense(hidden[0], activation="relu", kernel_initializer=hidden_init(seed + 200), name="state_branch")(state_scaling(spec)(obs))
+    x = state_scaling(spec)(obs)
+    if not action_at_input: x = keras.layers.Dense(hidden[0], activation="relu", kernel_initializer=hidden_init(seed + 200), name="state_branch")(x)
     x = keras.layers.Concatenate(name="merge")([x, act])
-    for i, h in enumerate(hidden[1:]):
+    for i, h in enumerate(hidden if action_at_input else hidden[1:]):
         x = keras.layers.Dense(h, activation="relu", kernel_initializer=hidden_init(seed + 201 + i), name=f"hidden{i + 1}")(x)
     q = keras.layers.Dense(1, kernel_initializer=output_init(seed + 300), name="q")(x)
     return keras.Model([obs, act], q, name=name)
 
-# %% ../../nbs/06_agent.ddpg.ipynb 16
+# %% ../../nbs/06_agent.ddpg.ipynb 18
 class KerasAgent(DPGAgent):
     "What the TensorFlow agents share: variables for gamma and tau, optimizers, soft updates, XLA or not, saving and loading."
     xla_default: ClassVar[bool] = False
@@ -159,12 +161,14 @@ class KerasAgent(DPGAgent):
             raise AgentError(f"checkpoint {str(d)!r}: weights do not fit this agent ({e})") from None
         self._publish()
 
-# %% ../../nbs/06_agent.ddpg.ipynb 20
+# %% ../../nbs/06_agent.ddpg.ipynb 22
 class DDPG(KerasAgent):
     "DDPG behind the `DPGAgent` contract: `act`, `learn`, hyperparameters, `save`/`load`, `export_tflite`."
     kind = "ddpg"
     mean_head: ClassVar[str] = "action"
     "The actor's layer whose `tanh` is the noise-free action (SAC's and IQL's Gaussian actors: `mean`): `act` and `numpy_actor` run up to it."
+    critic_input_default: ClassVar[bool] = False
+    "The critics read the action at their input when the config leaves `critic_action_input` unset (`build_critic`'s `action_at_input`)."
 
     def _build(self) -> None:
         self._build_networks()
@@ -176,9 +180,15 @@ class DDPG(KerasAgent):
     def _build_networks(self) -> None:
         c, spec = self.config, self.spec
         self.actor = build_actor(spec, c.hidden_units, c.seed)
-        self.critic = build_critic(spec, c.hidden_units, c.seed)
+        self.critic = self._critic_net()
         self.target_actor = build_actor(spec, c.hidden_units, c.seed, name="target_actor")
-        self.target_critic = build_critic(spec, c.hidden_units, c.seed, name="target_critic")
+        self.target_critic = self._critic_net(name="target_critic")
+
+    def _critic_net(self, seed_offset: int = 0, name: str = "critic", spec: AgentSpec | None = None) -> keras.Model:
+        "A critic for `spec` (default the agent's) of the config's widths and seed (+ `seed_offset`), reading the action where `critic_action_input` says."
+        c = self.config
+        at_input = self.critic_input_default if c.critic_action_input is None else c.critic_action_input
+        return build_critic(spec or self.spec, c.hidden_units, c.seed + seed_offset, name=name, action_at_input=at_input)
 
     def _compile(self) -> None:
         "The update, the Bellman target and batch inference as `tf.function`s with fixed signatures; the update's arithmetic through XLA if `jit_compile`."
@@ -232,7 +242,7 @@ class DDPG(KerasAgent):
         "Copy the actor's mean layers for `act` and `numpy_actor` (one tuple, swapped in at once)."
         self._np_actor = actor_mean_layers(self.actor, self.mean_head)
 
-# %% ../../nbs/06_agent.ddpg.ipynb 24
+# %% ../../nbs/06_agent.ddpg.ipynb 26
 @patch
 def _act_unit(self: DDPG, x: np.ndarray) -> np.ndarray:
     return np_mlp(x, self._center, self._div, self._np_actor)

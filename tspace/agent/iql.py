@@ -12,7 +12,7 @@ import tensorflow as tf
 import keras
 from fastcore.basics import patch
 
-from .ddpg import DDPG, actor_trunk, build_critic, output_init
+from .ddpg import DDPG, actor_trunk, output_init
 from .dpg import TUNABLE
 from .spec import check_batch
 from .td3bc import DatasetNormalisation, unscaled_spec
@@ -68,10 +68,10 @@ class IQL(DatasetNormalisation, DDPG):
     def _build_networks(self) -> None:
         c, spec = self.config, unscaled_spec(self.spec)      # the networks read dataset-normalised states
         self.actor = build_iql_actor(spec, c.hidden_units, c.seed)
-        self.critic = build_critic(spec, c.hidden_units, c.seed)
-        self.critic2 = build_critic(spec, c.hidden_units, c.seed + 1000, name="critic2")
-        self.target_critic = build_critic(spec, c.hidden_units, c.seed, name="target_critic")
-        self.target_critic2 = build_critic(spec, c.hidden_units, c.seed + 1000, name="target_critic2")
+        self.critic = self._critic_net(spec=spec)
+        self.critic2 = self._critic_net(1000, name="critic2", spec=spec)
+        self.target_critic = self._critic_net(name="target_critic", spec=spec)
+        self.target_critic2 = self._critic_net(1000, name="target_critic2", spec=spec)
         self.value = build_value(spec, c.hidden_units, c.seed + 2000)
         self.expectile = tf.Variable(c.expectile, dtype=tf.float32, trainable=False, name="expectile")
         self.beta = tf.Variable(c.advantage_temperature, dtype=tf.float32, trainable=False, name="advantage_temperature")

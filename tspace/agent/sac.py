@@ -12,7 +12,7 @@ import tensorflow as tf
 import keras
 from fastcore.basics import patch
 
-from .ddpg import DDPG, actor_mean_layers, actor_trunk, build_critic, output_init, tflite_bytes
+from .ddpg import DDPG, actor_mean_layers, actor_trunk, output_init, tflite_bytes
 from .numpy_actor import np_relu_stack
 from .dpg import TUNABLE
 from .noise import GaussianNoise, Noise
@@ -68,10 +68,10 @@ class SAC(DDPG):
     def _build_networks(self) -> None:
         c, spec = self.config, self.spec
         self.actor = build_gaussian_actor(spec, c.hidden_units, c.seed)
-        self.critic = build_critic(spec, c.hidden_units, c.seed)
-        self.critic2 = build_critic(spec, c.hidden_units, c.seed + 1000, name="critic2")
-        self.target_critic = build_critic(spec, c.hidden_units, c.seed, name="target_critic")
-        self.target_critic2 = build_critic(spec, c.hidden_units, c.seed + 1000, name="target_critic2")
+        self.critic = self._critic_net()
+        self.critic2 = self._critic_net(1000, name="critic2")
+        self.target_critic = self._critic_net(name="target_critic")
+        self.target_critic2 = self._critic_net(1000, name="target_critic2")
         self.log_alpha = tf.Variable(math.log(c.init_temperature), dtype=tf.float32, name="log_alpha")
         self.target_entropy = tf.Variable(self._target_entropy(), dtype=tf.float32, trainable=False, name="target_entropy")
         self.temperature_opt = keras.optimizers.Adam(learning_rate=c.temperature_lr, name="temperature_adam")

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 from fastcore.basics import patch
 
-from .ddpg import DDPG, build_critic
+from .ddpg import DDPG
 from .dpg import TUNABLE
 from ..system.errors import AgentError
 
@@ -26,8 +26,8 @@ class TD3(DDPG):
     def _build_networks(self) -> None:
         super()._build_networks()     # actor, critic and their targets
         c, spec = self.config, self.spec
-        self.critic2 = build_critic(spec, c.hidden_units, c.seed + 1000, name="critic2")
-        self.target_critic2 = build_critic(spec, c.hidden_units, c.seed + 1000, name="target_critic2")
+        self.critic2 = self._critic_net(1000, name="critic2")
+        self.target_critic2 = self._critic_net(1000, name="target_critic2")
         self.policy_noise = tf.Variable(c.policy_noise, dtype=tf.float32, trainable=False, name="policy_noise")
         self.noise_clip = tf.Variable(c.noise_clip, dtype=tf.float32, trainable=False, name="noise_clip")
         self.policy_delay = tf.Variable(c.policy_delay, dtype=tf.int64, trainable=False, name="policy_delay")

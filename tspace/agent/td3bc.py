@@ -95,6 +95,7 @@ class TD3BC(DatasetNormalisation, TD3):
     kind = "td3bc"
     tunable = TD3.tunable + ("bc_alpha",)
     _LOSS_KEYS = TD3._LOSS_KEYS + ("bc_loss", "lmbda")
+    critic_input_default = True   # the critics read state and action together at their first layer, as the paper's (and d3rlpy's)
 
     def _build_networks(self) -> None:
         super()._build_networks()

@@ -48,5 +48,6 @@ class AgentConfig(ConfigModel):
     expectile: float = Field(0.7, gt=0, lt=1, description="IQL: expectile tau of the value loss |tau − 1(u < 0)|·u², u = Q(s, a) − V(s); 0.5 is the mean, towards 1 the best in-data action")
     advantage_temperature: float = Field(3.0, ge=0, description="IQL: inverse temperature beta of the actor's advantage weights exp(beta·(Q − V)); 0 is behaviour cloning")
     max_advantage_weight: float = Field(100.0, gt=0, description="IQL: the advantage weights are clipped to this value")
+    critic_action_input: bool | None = Field(None, description="MLP critics (ddpg, td3, sac, td3bc, iql): the action joins the state at the first layer (TD3's and TD3+BC's papers) instead of after it (DDPG's paper); None: the agent's default, at the input for td3bc only")
     jit_compile: bool | None = Field(None, description="compile the agent's update with XLA (tf.function jit_compile); None: the agent's default, the faster one measured on CPU")
     seed: int = Field(0, ge=0, description="random seed for weights and noise")
