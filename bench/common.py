@@ -116,6 +116,13 @@ def latency_report(agent, n: int = 20_000) -> dict:
     "`act` p50/p99 on one observation (NumPy fast path, without and with noise) next to the compiled actor (`predict`, a tf.function) and the TFLite interpreter."
     from tspace.agent.dpg import act_latency, tflite_runner
     out = {"act": act_latency(agent, n=n), "act_explore": act_latency(agent, n=n, explore=True)}
+    if hasattr(agent, "numpy_actor"):         # the floor of any NumPy path: the actor's matrix products alone, into ready buffers
+        Ws = [W for W, _ in agent.numpy_actor().layers]
+        bufs, x0 = [np.empty(W.shape[1], np.float32) for W in Ws], np.zeros(Ws[0].shape[0], np.float32)
+        def products():
+            h = x0
+            for W, o in zip(Ws, bufs): h = np.matmul(h, W, out=o)
+        out["products"] = call_latency(products, n=n)
     x = np.zeros((1, *agent.spec.state_shape), np.float32)
     out["tf_function"] = call_latency(lambda: agent.predict(x))
     with tempfile.TemporaryDirectory() as d:
