@@ -5,9 +5,11 @@ Issue 18. Two datasets, the same data and the same number of updates for every m
 1. Pendulum-v1 "medium" (the shape of a D4RL medium set): a tspace SAC is trained online until it is half good, then
    drives `--transitions` steps with its stochastic policy; each method learns from those transitions only and is
    scored by its mean return over 10 noise-free evaluation episodes (higher is better).
-2. The simulated truck: `tspace collect` fills a pool with drives of the training cycles (random actions and the stock
-   map); each method learns from the pool's records and drives the held-out cycle without noise: Wh/km against the stock
-   map's (lower is better). Rewards are scaled by `--sim-reward-scale` for every method alike (about -30 Wh a step
+2. The simulated truck, "medium" as well (`--sim-set medium`, the default): a tspace TD3 is trained online for
+   `--sim-behaviour-steps` steps, then `tspace collect --behaviour checkpoint --noise 0.1` fills a pool with its drives of
+   the training cycles. `--sim-set mixed`: random actions and the stock map instead, whose random drives cover the whole
+   action box, so no action is outside the data. Each method learns from the pool's records and drives the held-out
+   cycle without noise: Wh/km against the stock map's (lower is better). Rewards are scaled by `--sim-reward-scale` for every method alike (about -30 Wh a step
    otherwise).
 
 Hyperparameters, the same on both sides (the papers' and d3rlpy's defaults): MLP (256, 256), batch 256, Adam 3e-4 for
@@ -48,6 +50,9 @@ def parse_args(argv=None):
     p.add_argument("--transitions", type=int, default=None, help="Pendulum dataset size (default 30000, --quick 10000)")
     p.add_argument("--behaviour-steps", type=int, default=None, help="online SAC steps that make the medium policy (default 5000, --quick 3000)")
     p.add_argument("--sim-episodes", type=int, default=None, help="truck drives collected with random actions (plus half as many stock; default 6, --quick 2)")
+    p.add_argument("--sim-set", choices=("medium", "mixed"), default="medium",
+                   help="truck dataset: drives of a briefly trained TD3 with noise 0.1 (medium), or random and stock drives (mixed)")
+    p.add_argument("--sim-behaviour-steps", type=int, default=None, help="truck, medium set: online TD3 steps that make the behaviour policy (default 5000, --quick 1000)")
     p.add_argument("--sim-max-steps", type=int, default=600, help="truck: at most this many steps per collected drive")
     p.add_argument("--sim-reward-scale", type=float, default=0.01, help="truck: rewards times this for learning, every method alike")
     p.add_argument("--only", choices=("pendulum", "sim"), default=None, help="run one of the two datasets")
@@ -58,7 +63,8 @@ def parse_args(argv=None):
     a.algos = [x.strip() for x in a.algos.split(",") if x.strip()]
     if not a.algos or set(a.algos) - set(TSPACE_ALGOS): p.error(f"--algos {','.join(a.algos)!r}: expected a subset of {','.join(TSPACE_ALGOS)}")
     for k, full, quick in (("seeds", 3, 2), ("updates", 20000, 2000), ("sim_updates", 10000, 1000), ("transitions", 30000, 10000),
-                           ("behaviour_steps", 5000, 3000), ("sim_episodes", 6, 2)):
+                           ("behaviour_steps", 5000, 3000), ("sim_episodes", 6, 2),
+                           ("sim_behaviour_steps", 5000, 1000)):
         if getattr(a, k) is None: setattr(a, k, quick if a.quick else full)
     return a
 
@@ -101,14 +107,34 @@ def pendulum_dataset(path: str, behaviour_steps: int, transitions: int, seed: in
             "episodes": len(returns), "seconds": time.perf_counter() - t0}
 
 
-def sim_dataset(pool: str, path: str, episodes: int, max_steps: int, reward_scale: float) -> dict:
-    "`tspace collect` random and stock drives into `pool`; its records as arrays in `path` (npz, flat states and actions, scaled rewards)."
+def medium_behaviour(ckpt: str, steps: int, score) -> dict:
+    "Train a tspace TD3 online on the truck's training cycles for `steps` steps (bench/agents.py's truck settings, 40 % random warm-up), save it to `ckpt`; `score(agent)` of it."
+    import agents
+    from common import train_tspace
+    hp = agents.hyperparams("truck", "td3", agents.parse_args([])) | {"steps": steps}
+    env = agents.truck_env()
+    agent = agents.tspace_agent("td3", hp, 0, env.observation_space, env.action_space)
+    train_tspace(env, agent, steps, int(0.4 * steps), 0)
+    agent.save(ckpt)
+    return score(agent)
+
+
+def sim_dataset(pool: str, path: str, episodes: int, max_steps: int, reward_scale: float, kind: str = "medium",
+                behaviour_steps: int = 5000, score=None) -> dict:
+    """`tspace collect` drives into `pool`: `medium`, `episodes * 1.5` drives of a TD3 trained `behaviour_steps` steps, with noise
+    0.1; `mixed`, `episodes` random and half as many stock. Its records as arrays in `path` (npz, flat states and actions, scaled rewards)."""
     from tspace.data.core import episode_arrays
     from tspace.storage.pool.parquet import ParquetPool
-    t0 = time.perf_counter()
-    for behaviour, n, seed in (("random", episodes, 0), ("stock", max(1, episodes // 2), 100)):
+    t0, info = time.perf_counter(), {}
+    if kind == "medium":
+        ckpt = os.path.join(os.path.dirname(path), "behaviour")
+        info["behaviour_score"] = medium_behaviour(ckpt, behaviour_steps, score)
+        drives = (("checkpoint", episodes + episodes // 2, 0),)
+    else: drives = (("random", episodes, 0), ("stock", max(1, episodes // 2), 100))
+    for behaviour, n, seed in drives:
+        extra = ["--checkpoint", ckpt, "--noise", "0.1"] if behaviour == "checkpoint" else []
         out = subprocess.run(["tspace", "collect", "--out", pool, "--behaviour", behaviour, "--episodes", str(n),
-                              "--max-steps", str(max_steps), "--seed", str(seed)], capture_output=True, text=True)
+                              "--max-steps", str(max_steps), "--seed", str(seed), *extra], capture_output=True, text=True)
         if out.returncode != 0: raise RuntimeError(f"tspace collect failed: {out.stderr[-2000:]}")
         print(f"  {out.stdout.strip()}")
     p = ParquetPool(pool)
@@ -122,7 +148,7 @@ def sim_dataset(pool: str, path: str, episodes: int, max_steps: int, reward_scal
         cols["end"].append(np.arange(n) == n - 1)            # ... and d3rlpy sees the end as a timeout
     data = {k: np.concatenate(v).astype(np.float32 if k not in ("terminal", "end") else bool) for k, v in cols.items()}
     np.savez(path, **data)
-    return {"transitions": len(data["r"]), "episodes": int(data["end"].sum()), "seconds": time.perf_counter() - t0}
+    return info | {"transitions": len(data["r"]), "episodes": int(data["end"].sum()), "seconds": time.perf_counter() - t0}
 
 
 # --- tspace (this process) ---
@@ -254,14 +280,18 @@ def run_sim(a, tmp: str, with_d3: bool) -> list[str]:
     from tspace.agent.spec import AgentSpec
     from tspace.loop.offline import heldout_evaluator
     path, pool = os.path.join(tmp, "sim.npz"), os.path.join(tmp, "pool")
-    info = sim_dataset(pool, path, a.sim_episodes, a.sim_max_steps, a.sim_reward_scale)
-    print(f"truck dataset (tspace collect): {info['transitions']} transitions in {info['episodes']} episodes, {info['seconds']:.0f} s")
-    data = dict(np.load(path))
     cfg = RunConfig()
     meta = cfg.observation_meta()
     ms = AgentSpec.from_meta(meta)
     spec = ((ms.state_size,), (ms.action_size,), ms.state_low.ravel(), ms.state_high.ravel(), ms.action_low.ravel(), ms.action_high.ravel())
     ev = heldout_evaluator(cfg.vehicle, cfg.driver.behaviour, cfg.reward.speed_penalty)
+    info = sim_dataset(pool, path, a.sim_episodes, a.sim_max_steps, a.sim_reward_scale, a.sim_set, a.sim_behaviour_steps, ev)
+    if "behaviour_score" in info:
+        b = info["behaviour_score"]
+        print(f"truck behaviour policy: TD3 trained online {a.sim_behaviour_steps} steps, on the held-out cycle without noise "
+              f"{b['wh_per_km']:.2f} Wh/km ({b['saving_pct']:+.2f} %), speed RMSE {b['speed_rmse_kmh']:.2f} km/h")
+    print(f"truck dataset ({a.sim_set}, tspace collect): {info['transitions']} transitions in {info['episodes']} episodes, {info['seconds']:.0f} s")
+    data = dict(np.load(path))
     class Shaped:                      # the agents learn on flat vectors (as d3rlpy's); the truck wants (rows, columns)
         def __init__(self, ag): self.ag = ag
         def act(self, obs, explore=False): return self.ag.act(np.asarray(obs).reshape(-1), explore=False).reshape(meta.action.shape)
@@ -282,7 +312,7 @@ def run_sim(a, tmp: str, with_d3: bool) -> list[str]:
                 print(f"  seed {seed} {name}: {r['score']['wh_per_km']:.2f} Wh/km ({r['score']['saving_pct']:+.2f} %), "
                       f"{r['updates_s']:.0f} updates/s", flush=True)
     order = [n for n in ("tspace TD3+BC", "d3rlpy TD3+BC", "tspace IQL", "d3rlpy IQL", "tspace DDPG (plain)") if n in runs]
-    lines = section(f"Truck, held-out cycle ({a.sim_updates} updates, {a.seeds} seeds; stock map {stock:.2f} Wh/km)",
+    lines = section(f"Truck {a.sim_set}, held-out cycle ({a.sim_updates} updates, {a.seeds} seeds; stock map {stock:.2f} Wh/km)",
                     {n: runs[n] for n in order}, lambda r: r["score"]["wh_per_km"], "{:.2f}", False, "Wh/km")
     return lines
 
