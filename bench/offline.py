@@ -25,6 +25,7 @@ never share one (see bench/common.py).
 Goal: tspace's TD3+BC and IQL score at least d3rlpy's within the spread of the seeds, and plain offline DDPG below both.
 
 Usage: python bench/offline.py [--quick] [--seeds 3] [--updates 20000] [--sim-updates 10000] [--only pendulum|sim] [--algos iql]
+       [--sim-set medium|mixed] [--sim-behaviour-steps 5000]
 """
 from __future__ import annotations
 import argparse, json, os, subprocess, sys, tempfile, time
