@@ -9,8 +9,8 @@ Issue 18. Two datasets, the same data and the same number of updates for every m
    `--sim-behaviour-steps` steps, then `tspace collect --behaviour checkpoint --noise 0.1` fills a pool with its drives of
    the training cycles. `--sim-set mixed`: random actions and the stock map instead, whose random drives cover the whole
    action box, so no action is outside the data. Each method learns from the pool's records and drives the held-out
-   cycle without noise: Wh/km against the stock map's (lower is better). Rewards are scaled by `--sim-reward-scale` for every method alike (about -30 Wh a step
-   otherwise).
+   cycle without noise: Wh/km against the stock map's (lower is better). Rewards are scaled by `--sim-reward-scale` for
+   every method alike (about -30 Wh a step otherwise).
 
 Hyperparameters, the same on both sides (the papers' and d3rlpy's defaults): MLP (256, 256), batch 256, Adam 3e-4 for
 actor and critic, gamma 0.99, tau 0.005; TD3+BC alpha 2.5, policy noise 0.2 clipped at 0.5, actor every 2nd update; IQL

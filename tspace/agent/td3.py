@@ -25,7 +25,7 @@ class TD3(DDPG):
 
     def _build_networks(self) -> None:
         super()._build_networks()     # actor, critic and their targets
-        c, spec = self.config, self.spec
+        c = self.config
         self.critic2 = self._critic_net(1000, name="critic2")
         self.target_critic2 = self._critic_net(1000, name="target_critic2")
         self.policy_noise = tf.Variable(c.policy_noise, dtype=tf.float32, trainable=False, name="policy_noise")
