@@ -43,7 +43,7 @@ from __future__ import annotations
 import argparse, json, math, os, sys, time
 import numpy as np
 from common import (call_latency, evaluate, latency_report, markdown_table, one_thread_tf, run_worker, sb3_available,
-                    train_sb3, train_tspace)
+                    spread_actor, train_sb3, train_tspace)
 
 ALGOS = ("ddpg", "td3", "sac")
 TRUCK = dict(steps=15_000, learning_starts=2_000, gamma=0.99, lr=1e-3, tau=0.005, batch_size=256, noise_sigma=0.1, hidden=(400, 300),
@@ -371,13 +371,15 @@ def speed_section(args, algos: list[str], have_sb3: bool, xla: str | None, tspac
             e = TruckEnergyEnv() if env == "truck" else gym.make("Pendulum-v1")
             ehp = hp if env == "truck" else hyperparams("pendulum", algo, args)
             try:
-                lat = latency_report(tspace_agent(algo, ehp, 0, e.observation_space, e.action_space), n=n_lat)
+                agent = tspace_agent(algo, ehp, 0, e.observation_space, e.action_space)
+                spread_actor(agent)               # so the int8 export's error is that of a trained actor's outputs
+                lat = latency_report(agent, n=n_lat)
                 row[f"latency {env}"] = lat
             except Exception as err: row[f"latency {env}"] = f"failed: {type(err).__name__}: {str(err).splitlines()[0][:160]}"
         print(f"  speed {NAMES[algo]}: " + ", ".join(f"{k} {v:.1f} grad steps/s" if isinstance(v, float) else f"{k} {v}"
                                                   for k, v in row.items() if not k.startswith("latency"))
               + "".join(f"; act p99 {env} NumPy {row[f'latency {env}']['act']['p99_us']:.1f} us, TFLite "
-                        f"{row[f'latency {env}']['tflite']['p99_us']:.1f} us, predict (tf.function) {row[f'latency {env}']['tf_function']['p99_us']:.0f} us"
+                        f"{row[f'latency {env}']['tflite']['p99_us']:.1f} us, TFLite int8 {row[f'latency {env}']['tflite_int8']['p99_us']:.1f} us, predict (tf.function) {row[f'latency {env}']['tf_function']['p99_us']:.0f} us"
                         if isinstance(row[f"latency {env}"], dict) else f"; latency {env} {row[f'latency {env}']}"
                         for env in ("truck", "pendulum") if f"latency {env}" in row), flush=True)
     return out
@@ -395,9 +397,10 @@ def speed_table(speed: dict) -> str:
         best = max((row[k] for k in keys if isinstance(row.get(k), float)), default=math.nan)
         ratio = f"{best / row['sb3']:.2f}x" if isinstance(row.get("sb3"), float) and not math.isnan(best) else ""
         rows.append([NAMES[algo], *[num(row.get(k)) for k in keys], *([num(row.get("sb3")), ratio] if with_sb3 else []),
-                     f"{p99(row, 'truck', 'act')} / {p99(row, 'truck', 'tflite')}", f"{p99(row, 'pendulum', 'act')} / {p99(row, 'pendulum', 'tflite')}"])
+                     f"{p99(row, 'truck', 'act')} / {p99(row, 'truck', 'tflite')} / {p99(row, 'truck', 'tflite_int8')}",
+                     f"{p99(row, 'pendulum', 'act')} / {p99(row, 'pendulum', 'tflite')} / {p99(row, 'pendulum', 'tflite_int8')}"])
     header = ["algorithm", *[f"{k} grad steps/s" for k in keys], *(["SB3 grad steps/s", "tspace (faster) / SB3"] if with_sb3 else []),
-              "act p99 truck us (NumPy / TFLite)", "act p99 Pendulum us (NumPy / TFLite)"]
+              "act p99 truck us (NumPy / TFLite / TFLite int8)", "act p99 Pendulum us (NumPy / TFLite / TFLite int8)"]
     return markdown_table(header, rows)
 
 
@@ -436,8 +439,11 @@ def goal_lines(savings: dict, means: dict, speed: dict, seeds: list[int]) -> lis
             if isinstance(lat, dict):
                 a, t = lat["act"]["p99_us"], lat["tflite"]["p99_us"]
                 floor = f"; the actor's matrix products alone {lat['products']['p99_us']:.1f} us" if "products" in lat else ""
+                q = lat.get("tflite_int8")
+                int8 = (f", TFLite int8 {'yes' if q['p99_us'] < 30 else 'NO'} ({q['p99_us']:.1f} us; actions within {q['max_err']:.3f} "
+                        f"of float32's, mean {q['mean_err']:.4f}, on actions of mean size {q['mean_abs_action']:.2f})") if q else ""
                 lines.append(f"act p99 {NAMES[algo]} {env} < 30 us: NumPy {'yes' if a < 30 else 'NO'} ({a:.1f} us), "
-                             f"TFLite {'yes' if t < 30 else 'NO'} ({t:.1f} us){floor}")
+                             f"TFLite {'yes' if t < 30 else 'NO'} ({t:.1f} us){int8}{floor}")
             elif lat is not None: lines.append(f"act p99 {NAMES[algo]} {env} < 30 us: NO ({lat})")
     return lines
 

@@ -113,7 +113,7 @@ def call_latency(fn, n: int = 3000, warmup: int = 100) -> dict:
 
 
 def latency_report(agent, n: int = 20_000) -> dict:
-    "`act` p50/p99 on one observation (NumPy fast path, without and with noise) next to the compiled actor (`predict`, a tf.function) and the TFLite interpreter."
+    "`act` p50/p99 on one observation (NumPy fast path, without and with noise) next to the compiled actor (`predict`, a tf.function) and the TFLite interpreter (float32 and int8, with how far int8 moves the actions)."
     from tspace.agent.dpg import act_latency, tflite_runner
     out = {"act": act_latency(agent, n=n), "act_explore": act_latency(agent, n=n, explore=True)}
     if hasattr(agent, "numpy_actor"):         # the floor of any NumPy path: the actor's matrix products alone, into ready buffers
@@ -130,7 +130,24 @@ def latency_report(agent, n: int = 20_000) -> dict:
         (name,) = run.interpreter.get_signature_list()["serving_default"]["inputs"]
         flat = x.reshape(1, -1)
         out["tflite"] = call_latency(lambda: run(**{name: flat}))
+        run8 = tflite_runner(agent.export_tflite(os.path.join(d, "actor_int8.tflite"), quantize="int8"))
+        out["tflite_int8"] = call_latency(lambda: run8(**{name: flat}))
+        spec, g = agent.spec, np.random.default_rng(0)     # how far int8 moves the actions, on observations inside the bounds
+        lo = np.where(np.isfinite(spec.state_low), spec.state_low, -1.0)
+        hi = np.where(np.isfinite(spec.state_high), spec.state_high, 1.0)
+        xs = (lo + (hi - lo) * g.random((256, *spec.state_shape))).astype(np.float32).reshape(256, -1)
+        a32, a8 = (next(iter(r(**{name: xs}).values())) for r in (run, run8))
+        out["tflite_int8"].update(max_err=float(np.abs(a8 - a32).max()), mean_err=float(np.abs(a8 - a32).mean()),
+                                  mean_abs_action=float(np.abs(a32).mean()))
     return out
+
+
+def spread_actor(agent, seed: int = 0) -> None:
+    "Give `agent`'s actor kernels of scale 1.5/sqrt(fan_in): its actions then spread over (-1, 1) as a trained actor's do (an untrained one's are near 0)."
+    g = np.random.default_rng(seed)
+    for w in agent.actor.weights:
+        if len(w.shape) == 2: w.assign((1.5 * g.normal(size=w.shape) / np.sqrt(w.shape[0])).astype(np.float32))
+    agent._publish()                       # `act`'s NumPy copy of the weights
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:

@@ -19,7 +19,7 @@ from fastcore.basics import patch
 from .dpg import DPGAgent
 from .numpy_actor import MLPActor, np_mlp, np_state_scaling
 from .spec import AgentSpec, check_batch
-from ..system.errors import AgentError
+from ..system.errors import AgentError, ConfigError
 from ..system.files import atomic_write
 from ..system.log import get_logger
 
@@ -27,7 +27,7 @@ if keras.backend.backend() != "tensorflow":
     raise ImportError(f"tspace.agent needs the TensorFlow backend of Keras, but KERAS_BACKEND is {keras.backend.backend()!r}")
 
 # %% auto 0
-__all__ = ['log', 'hidden_init', 'output_init', 'state_scaling', 'tflite_bytes', 'actor_trunk', 'build_actor',
+__all__ = ['log', 'TFLITE_QUANTIZE', 'hidden_init', 'output_init', 'state_scaling', 'tflite_bytes', 'actor_trunk', 'build_actor',
            'actor_mean_layers', 'build_critic', 'KerasAgent', 'DDPG']
 
 # %% ../../nbs/06_agent.ddpg.ipynb 6
@@ -46,15 +46,23 @@ def state_scaling(spec: AgentSpec, name: str = "state_scale") -> keras.layers.La
     return keras.layers.Normalization(mean=spec.state_center, variance=np.square(spec.state_halfwidth), name=name)
 
 # %% ../../nbs/06_agent.ddpg.ipynb 9
-def tflite_bytes(model: keras.Model) -> bytes:
-    "`model` converted to a float32 TFLite flat buffer (no quantisation, so outputs match Keras)."
+TFLITE_QUANTIZE = ("float16", "int8")
+"How `tflite_bytes` may store the weights besides float32 (`None`): see there."
+
+def tflite_bytes(model: keras.Model, quantize: str | None = None) -> bytes:
+    "`model` as a TFLite flat buffer: float32 (`quantize=None`, outputs match Keras), or its weights as `float16` or `int8` (`TFLITE_QUANTIZE`)."
+    if quantize is not None and quantize not in TFLITE_QUANTIZE:
+        raise ConfigError(f"quantize = {quantize!r}: expected None (float32) or one of {list(TFLITE_QUANTIZE)}")
     tf_log = logging.getLogger("tensorflow")
     level = tf_log.level
     tf_log.setLevel(logging.WARNING)   # the converter logs every temporary SavedModel it writes
     try:
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+            conv = tf.lite.TFLiteConverter.from_keras_model(model)
+            if quantize is not None: conv.optimizations = [tf.lite.Optimize.DEFAULT]   # int8: dynamic range
+            if quantize == "float16": conv.target_spec.supported_types = [tf.float16]
+            return conv.convert()
     finally: tf_log.setLevel(level)
 
 
@@ -273,9 +281,9 @@ def td_target(self: DDPG, batch: dict) -> np.ndarray:
     return self._target_fn(b["r"], b["s2"], b["terminal"]).numpy()
 
 @patch
-def export_tflite(self: DDPG, path) -> Path:
-    "Write the actor as a float32 TFLite model to `path`: input `obs` (flat state, raw units), output `action` (unit action)."
+def export_tflite(self: DDPG, path, quantize: str | None = None) -> Path:
+    "Write the actor as a TFLite model to `path` (float32, or `quantize`d: `tflite_bytes`): input `obs` (flat state, raw units), output `action` (unit action)."
     path = Path(path)
     named = keras.Model(self.actor.inputs, {"action": self.actor.outputs[0]}, name="actor_export")
-    atomic_write(path, tflite_bytes(named))
+    atomic_write(path, tflite_bytes(named, quantize))
     return path

@@ -109,8 +109,8 @@ class DPGAgent:
     def _apply_hyperparams(self) -> None: pass
     def _save_arrays(self, d: Path) -> None: raise NotImplementedError
     def _load_arrays(self, d: Path) -> None: raise NotImplementedError
-    def export_tflite(self, path) -> Path:
-        "Write the actor as a float32 TFLite flat buffer to `path`; returns the path."
+    def export_tflite(self, path, quantize: str | None = None) -> Path:
+        "Write the actor as a TFLite flat buffer to `path`, float32 or with `quantize`d weights (`float16`, `int8`); returns the path."
         raise NotImplementedError
 
 # %% ../../nbs/06_agent.dpg.ipynb 13
@@ -323,9 +323,21 @@ def tflite_runner(model):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         interp = Interpreter(model_content=bytes(content))
-    runner = interp.get_signature_runner()
+    sig = interp.get_signature_runner()     # its tensor indices; the calls go to the interpreter, without its per-call checks
+    ins = {k: d["index"] for k, d in sig.get_input_details().items()}
+    outs = {k: d["index"] for k, d in sig.get_output_details().items()}
+    del sig                                  # it holds the interpreter's buffers, which resizing must free
+    interp.allocate_tensors()
+    shapes = {k: tuple(interp.get_tensor(i).shape) for k, i in ins.items()}
     def run(**inputs):
-        return runner(**{k: np.ascontiguousarray(v, np.float32) for k, v in inputs.items()})
+        if inputs.keys() != ins.keys(): raise DataError(f"TFLite inputs {sorted(inputs)}: the model takes {sorted(ins)}")
+        xs = {k: np.ascontiguousarray(v, np.float32) for k, v in inputs.items()}
+        if any(x.shape != shapes[k] for k, x in xs.items()):     # a new batch size: resize once, then reuse
+            for k, x in xs.items(): interp.resize_tensor_input(ins[k], x.shape); shapes[k] = x.shape
+            interp.allocate_tensors()
+        for k, x in xs.items(): interp.set_tensor(ins[k], x)
+        interp.invoke()
+        return {k: interp.get_tensor(i) for k, i in outs.items()}
     run.interpreter = interp
     return run
 

@@ -253,8 +253,8 @@ def actor_step_model(self: RDPG) -> keras.Model:
     return keras.Model([obs, h0, c0], {"action": keras.layers.Reshape((spec.action_size,))(a), "h": h, "c": c})
 
 @patch
-def export_tflite(self: RDPG, path) -> Path:
-    "Write the one-step actor as a float32 TFLite model: inputs `obs`, `h`, `c`; outputs `action` (unit), `h`, `c`."
+def export_tflite(self: RDPG, path, quantize: str | None = None) -> Path:
+    "Write the one-step actor as a TFLite model (float32, or `quantize`d: `tflite_bytes`): inputs `obs`, `h`, `c`; outputs `action` (unit), `h`, `c`."
     path = Path(path)
-    atomic_write(path, tflite_bytes(self.actor_step_model()))
+    atomic_write(path, tflite_bytes(self.actor_step_model(), quantize))
     return path

@@ -194,9 +194,9 @@ def _load_arrays(self: SAC, d: Path) -> None:
         raise AgentError(f"checkpoint {str(d)!r}: SAC state does not fit this agent ({e})") from None
 
 @patch
-def export_tflite(self: SAC, path) -> Path:
-    "Write the policy's mode `tanh(mu(s))` as a float32 TFLite model to `path`: input `obs` (flat state, raw units), output `action` (unit)."
+def export_tflite(self: SAC, path, quantize: str | None = None) -> Path:
+    "Write the policy's mode `tanh(mu(s))` as a TFLite model to `path` (float32, or `quantize`d: `tflite_bytes`): input `obs` (flat state, raw units), output `action` (unit)."
     path = Path(path)
     mode = keras.layers.Activation("tanh", name="mode")(self.actor.outputs[0])
-    atomic_write(path, tflite_bytes(keras.Model(self.actor.inputs, {"action": mode}, name="actor_export")))
+    atomic_write(path, tflite_bytes(keras.Model(self.actor.inputs, {"action": mode}, name="actor_export"), quantize))
     return path

@@ -72,10 +72,10 @@ class DatasetNormalisation:
         x = keras.layers.Normalization(mean=self._center, variance=np.square(self._div), name="dataset_scale")(obs)
         return keras.Model(obs, {"action": head(x)}, name="actor_export")
 
-    def export_tflite(self, path) -> Path:
-        "Write the deterministic policy as a float32 TFLite model: input `obs` (flat state, raw units), output `action` (unit action)."
+    def export_tflite(self, path, quantize: str | None = None) -> Path:
+        "Write the deterministic policy as a TFLite model (float32, or `quantize`d: `tflite_bytes`): input `obs` (flat state, raw units), output `action` (unit action)."
         path = Path(path)
-        atomic_write(path, tflite_bytes(self._export_model(self._policy_head)))
+        atomic_write(path, tflite_bytes(self._export_model(self._policy_head), quantize))
         return path
 
     def _save_arrays(self, d: Path) -> None:

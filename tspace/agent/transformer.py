@@ -351,6 +351,6 @@ def _set_extra_state(self: TransformerDPG, state: dict) -> None:
 
 # %% ../../nbs/06_agent.transformer.ipynb 48
 @patch
-def export_tflite(self: TransformerDPG, path) -> Path:
-    "Write the actor as a float32 TFLite model (as DDPG does): inputs `obs (1, K, S)`, `prev_action (1, K, A)`, `valid (1, K)`; output `action` (unit)."
-    return DDPG.export_tflite(self, path)
+def export_tflite(self: TransformerDPG, path, quantize: str | None = None) -> Path:
+    "Write the actor as a TFLite model (as DDPG does, `quantize` too): inputs `obs (1, K, S)`, `prev_action (1, K, A)`, `valid (1, K)`; output `action` (unit)."
+    return DDPG.export_tflite(self, path, quantize)
