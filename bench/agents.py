@@ -40,14 +40,14 @@ Reduced budget / smoke run:
     python bench/agents.py --quick          # tiny budget, < 3 minutes: checks the plumbing, not the figures
 """
 from __future__ import annotations
-import argparse, json, math, os, sys, time
+import argparse, json, math, sys, time
 import numpy as np
-from common import (call_latency, evaluate, latency_report, markdown_table, one_thread_tf, run_worker, sb3_available,
+from common import (evaluate, latency_report, markdown_table, one_thread_tf, run_worker, sb3_available,
                     spread_actor, train_sb3, train_tspace)
 
 ALGOS = ("ddpg", "td3", "sac")
 TRUCK = dict(steps=15_000, learning_starts=2_000, gamma=0.99, lr=1e-3, tau=0.005, batch_size=256, noise_sigma=0.1, hidden=(400, 300),
-             encoding="span", reward_scale=1.0, reward_center=False)
+             encoding="span", reward_scale=1.0, reward_center=False, action_dims="full")
 "The truck budget of issue 21, the same for every run (buffer_size: every step)."
 TRUCK_SB3_ALGOS = ("td3", "sac")
 "The SB3 runs on the truck (issue 21: tspace DDPG, TD3, SAC against SB3 TD3 and SAC)."
@@ -82,6 +82,9 @@ def parse_args(argv=None):
     p.add_argument("--no-speed", action="store_true", help="leave out the speed section (gradient steps/s and act latency)")
     p.add_argument("--no-sb3", action="store_true", help="tspace only, even if stable-baselines3 is installed")
     p.add_argument("--sb3-only", action="store_true", help="SB3 only (e.g. its side of a run split over two processes)")
+    p.add_argument("--action-dims", choices=ACTION_DIMS, default=TRUCK["action_dims"],
+                   help="truck, both libraries: what the agent outputs; `full`: every cell of the rows (4 x 17 = 68 values); `rows`: one value "
+                        "per speed row, the same for each of its pedal columns (4); `uniform`: one value for every cell (1)")
     p.add_argument("--encoding", choices=("span", "offset"), default=TRUCK["encoding"],
                    help="truck: how an action value becomes a torque change (ActionSpec.encoding), the same for both libraries")
     p.add_argument("--reward-scale", type=float, default=TRUCK["reward_scale"],
@@ -116,6 +119,7 @@ def hyperparams(env: str, algo: str, args) -> dict:
         hp = {**TRUCK, "steps": args.steps or TRUCK["steps"], "learning_starts": args.warmup if args.warmup is not None else TRUCK["learning_starts"]}
         hp["buffer_size"] = hp["steps"]
         hp["encoding"], hp["reward_scale"], hp["reward_center"], hp["gamma"] = args.encoding, args.reward_scale, args.reward_center, args.gamma
+        hp["action_dims"] = args.action_dims
         if algo == "sac": hp["noise_sigma"] = None
         return hp | {"critic_action_input": args.critic_action_input}
     hp = dict(PENDULUM["sac" if algo == "sac" else "td3"], critic_action_input=args.critic_action_input)
@@ -134,7 +138,33 @@ def truck_env(cycle=None, encoding: str = TRUCK["encoding"]):
     return TruckEnergyEnv(**kw, action_spec=ActionSpec(encoding=encoding))
 
 
-def flat_truck_env(encoding: str = TRUCK["encoding"], reward_scale: float = 1.0):
+ACTION_DIMS = ("full", "rows", "uniform")
+"What a truck agent outputs: every cell of the rows, one value per row, or one value for all (`--action-dims`)."
+
+def expand_action(a, dims: str, shape: tuple[int, int]) -> np.ndarray:
+    "The env's `(rows, columns)` action from an agent's `dims` action: `full` reshaped, `rows` repeated over the columns, `uniform` everywhere."
+    a = np.asarray(a, np.float32).reshape(-1)
+    if dims == "uniform": return np.full(shape, a[0], np.float32)
+    if dims == "rows": return np.repeat(a.reshape(shape[0], 1), shape[1], axis=1)
+    return a.reshape(shape)
+
+
+def coarse_truck_env(env, dims: str):
+    "`env` (the truck) with a Box action of `dims` (`ACTION_DIMS`), expanded by `expand_action` at each step; `full` gives `env` itself."
+    import gymnasium as gym
+    if dims == "full": return env
+
+    class CoarseAction(gym.ActionWrapper):
+        def __init__(self, env):
+            super().__init__(env)
+            self.full = env.action_space.shape
+            self.action_space = gym.spaces.Box(-1.0, 1.0, (1 if dims == "uniform" else self.full[0],), np.float32)
+        def action(self, action): return expand_action(action, dims, self.full)
+
+    return CoarseAction(env)
+
+
+def flat_truck_env(encoding: str = TRUCK["encoding"], reward_scale: float = 1.0, dims: str = "full"):
     "The truck for SB3's MlpPolicy: flat observation (frame_len*signals) and flat action (rows*columns) vectors, rewards x `reward_scale`."
     import gymnasium as gym
     from gymnasium.wrappers import FlattenObservation, TransformReward
@@ -146,7 +176,7 @@ def flat_truck_env(encoding: str = TRUCK["encoding"], reward_scale: float = 1.0)
             self.action_space = gym.spaces.Box(-1.0, 1.0, (int(np.prod(env.action_space.shape)),), np.float32)
         def action(self, action): return np.asarray(action, np.float32).reshape(self.env.action_space.shape)
 
-    env = FlattenObservation(FlatAction(truck_env(encoding=encoding)))
+    env = FlattenObservation(FlatAction(truck_env(encoding=encoding)) if dims == "full" else coarse_truck_env(truck_env(encoding=encoding), dims))
     return env if reward_scale == 1.0 else TransformReward(env, lambda r: reward_scale * r)
 
 
@@ -206,13 +236,16 @@ def tspace_agent(algo: str, hp: dict, seed: int, observation_space, action_space
 def run_tspace(env: str, algo: str, seed: int, hp: dict, eval_episodes: int) -> dict:
     "Train and evaluate tspace's `algo` on `env` for one seed."
     import gymnasium as gym
-    e = truck_env(encoding=hp["encoding"]) if env == "truck" else gym.make("Pendulum-v1")
+    dims = hp.get("action_dims", "full")
+    e = coarse_truck_env(truck_env(encoding=hp["encoding"]), dims) if env == "truck" else gym.make("Pendulum-v1")
     agent = tspace_agent(algo, hp, seed, e.observation_space, e.action_space)
     out = train_tspace(e, agent, hp["steps"], hp["learning_starts"], seed)
     del out["losses"]
     out["xla"] = bool(getattr(agent, "jit_compile", False))
     policy = lambda o: agent.act(o, explore=False)
-    return {**out, **(truck_eval(policy, hp["encoding"]) if env == "truck" else {"return": evaluate(policy, seed, eval_episodes)})}
+    if env != "truck": return {**out, "return": evaluate(policy, seed, eval_episodes)}
+    shape = e.unwrapped.action_space.shape
+    return {**out, **truck_eval(lambda o: expand_action(policy(o), dims, shape), hp["encoding"])}
 
 
 def fill_replay(add, observation_space, action_space, n: int, seed: int = 0) -> None:
@@ -275,11 +308,12 @@ def sb3_job(job: dict) -> dict:
         return {"grad_steps_s": job["updates"] / (time.perf_counter() - t0)}
     seed = job["seed"]
     if job["env"] == "truck":
-        env = flat_truck_env(hp["encoding"], hp["reward_scale"])
+        dims = hp.get("action_dims", "full")
+        env = flat_truck_env(hp["encoding"], hp["reward_scale"], dims)
         shape = env.unwrapped.action_space.shape
         model = sb3_model(algo, env, hp, seed)
         out = train_sb3(model, hp["steps"])
-        return {**out, **truck_eval(lambda o: model.predict(o.reshape(-1), deterministic=True)[0].reshape(shape), hp["encoding"])}
+        return {**out, **truck_eval(lambda o: expand_action(model.predict(o.reshape(-1), deterministic=True)[0], dims, shape), hp["encoding"])}
     model = sb3_model(algo, gym.make("Pendulum-v1"), hp, seed)
     out = train_sb3(model, hp["steps"])
     return {**out, "return": evaluate(lambda o: model.predict(o, deterministic=True)[0], seed, job["eval_episodes"])}
@@ -481,7 +515,7 @@ def main(argv=None) -> int:
         stock = truck_eval(None)
         static_pct, static_src = best_static_saving_pct()
         print(f"\n== truck: {hp['steps']} steps, {hp['learning_starts']} random warm-up steps, gamma {hp['gamma']}, lr {hp['lr']}, "
-              f"batch {hp['batch_size']}, net {hp['hidden']}, noise {hp['noise_sigma']} (not SAC), action encoding {hp['encoding']}, "
+              f"batch {hp['batch_size']}, net {hp['hidden']}, noise {hp['noise_sigma']} (not SAC), action encoding {hp['encoding']}, actions {hp['action_dims']}, "
               f"reward scale {hp['reward_scale']:g}, reward centring {'on (tspace)' if hp['reward_center'] else 'off'}; "
               f"held-out cycle: stock map "
               f"{stock['wh_per_km']:.2f} Wh/km, RMSE {stock['speed_rmse_kmh']:.2f} km/h; best static map saves {static_pct:.2f} % ({static_src})")
