@@ -139,29 +139,12 @@ def truck_env(cycle=None, encoding: str = TRUCK["encoding"]):
 
 
 ACTION_DIMS = ("full", "rows", "uniform")
-"What a truck agent outputs: every cell of the rows, one value per row, or one value for all (`--action-dims`)."
-
-def expand_action(a, dims: str, shape: tuple[int, int]) -> np.ndarray:
-    "The env's `(rows, columns)` action from an agent's `dims` action: `full` reshaped, `rows` repeated over the columns, `uniform` everywhere."
-    a = np.asarray(a, np.float32).reshape(-1)
-    if dims == "uniform": return np.full(shape, a[0], np.float32)
-    if dims == "rows": return np.repeat(a.reshape(shape[0], 1), shape[1], axis=1)
-    return a.reshape(shape)
-
+"What a truck agent outputs: every cell of the rows, one value per row, or one value for all (`--action-dims`; `tspace.sim.env.CoarseActions`)."
 
 def coarse_truck_env(env, dims: str):
-    "`env` (the truck) with a Box action of `dims` (`ACTION_DIMS`), expanded by `expand_action` at each step; `full` gives `env` itself."
-    import gymnasium as gym
-    if dims == "full": return env
-
-    class CoarseAction(gym.ActionWrapper):
-        def __init__(self, env):
-            super().__init__(env)
-            self.full = env.action_space.shape
-            self.action_space = gym.spaces.Box(-1.0, 1.0, (1 if dims == "uniform" else self.full[0],), np.float32)
-        def action(self, action): return expand_action(action, dims, self.full)
-
-    return CoarseAction(env)
+    "`env` (the truck) with the actions of `dims` (`ACTION_DIMS`): `full` gives `env` itself, else `tspace.sim.env.CoarseActions`."
+    from tspace.sim.env import CoarseActions
+    return env if dims == "full" else CoarseActions(env, dims)
 
 
 def flat_truck_env(encoding: str = TRUCK["encoding"], reward_scale: float = 1.0, dims: str = "full"):
@@ -244,8 +227,7 @@ def run_tspace(env: str, algo: str, seed: int, hp: dict, eval_episodes: int) -> 
     out["xla"] = bool(getattr(agent, "jit_compile", False))
     policy = lambda o: agent.act(o, explore=False)
     if env != "truck": return {**out, "return": evaluate(policy, seed, eval_episodes)}
-    shape = e.unwrapped.action_space.shape
-    return {**out, **truck_eval(lambda o: expand_action(policy(o), dims, shape), hp["encoding"])}
+    return {**out, **truck_eval(policy if dims == "full" else lambda o: e.action(policy(o)), hp["encoding"])}
 
 
 def fill_replay(add, observation_space, action_space, n: int, seed: int = 0) -> None:
@@ -310,10 +292,11 @@ def sb3_job(job: dict) -> dict:
     if job["env"] == "truck":
         dims = hp.get("action_dims", "full")
         env = flat_truck_env(hp["encoding"], hp["reward_scale"], dims)
-        shape = env.unwrapped.action_space.shape
+        full = coarse_truck_env(truck_env(encoding=hp["encoding"]), dims)   # its `action`: the agent's action as the truck's
+        expand = (lambda a: a.reshape(env.unwrapped.action_space.shape)) if dims == "full" else full.action
         model = sb3_model(algo, env, hp, seed)
         out = train_sb3(model, hp["steps"])
-        return {**out, **truck_eval(lambda o: expand_action(model.predict(o.reshape(-1), deterministic=True)[0], dims, shape), hp["encoding"])}
+        return {**out, **truck_eval(lambda o: expand(model.predict(o.reshape(-1), deterministic=True)[0]), hp["encoding"])}
     model = sb3_model(algo, gym.make("Pendulum-v1"), hp, seed)
     out = train_sb3(model, hp["steps"])
     return {**out, "return": evaluate(lambda o: model.predict(o, deterministic=True)[0], seed, job["eval_episodes"])}

@@ -16,13 +16,13 @@ from ..data.core import ActionSpec, StateSpec, RewardSpec, FIELD_TRUCK_STATE
 from .cycles import Cycle, TRAIN_CYCLES, HELDOUT_CYCLE, cycle_names, as_cycle
 from ..data.torquemap import TorqueMap
 from .truck import SIGNALS, TruckSim
-from ..system.errors import DataError, TspaceError
+from ..system.errors import ConfigError, DataError, TspaceError
 from ..system.log import get_logger
 
 log = get_logger(__name__)
 
 # %% auto 0
-__all__ = ['log', 'ENV_ID', 'TruckEnergyEnv', 'run_episode', 'baseline', 'baseline_table']
+__all__ = ['log', 'ENV_ID', 'TruckEnergyEnv', 'CoarseActions', 'run_episode', 'baseline', 'baseline_table']
 
 # %% ../../nbs/05_sim.env.ipynb 5
 ENV_ID = "tspace/TruckEnergy-v0"
@@ -121,6 +121,24 @@ if ENV_ID not in gym.registry:
     gym.register(id=ENV_ID, entry_point="tspace.sim.env:TruckEnergyEnv")
 
 # %% ../../nbs/05_sim.env.ipynb 11
+class CoarseActions(gym.ActionWrapper):
+    "The truck with fewer action values: one per speed row (`dims` `rows`) or one for the whole window (`uniform`), spread over their cells."
+    DIMS = ("rows", "uniform")
+
+    def __init__(self, env: gym.Env, dims: str = "rows"):
+        super().__init__(env)
+        if dims not in self.DIMS: raise ConfigError(f"dims = {dims!r}: expected one of {list(self.DIMS)}")
+        self.dims, self.full_shape = dims, tuple(env.action_space.shape)
+        if len(self.full_shape) != 2: raise ConfigError(f"CoarseActions: the action shape {self.full_shape} is not (rows, columns)")
+        self.action_space = spaces.Box(-1.0, 1.0, (self.full_shape[0] if dims == "rows" else 1,), np.float32)
+
+    def action(self, action) -> np.ndarray:
+        "The wrapped truck's `(rows, columns)` action: each row's value (`rows`) or the one value (`uniform`) in every cell it stands for."
+        a = np.asarray(action, np.float32).reshape(-1)
+        if a.shape != self.action_space.shape: raise DataError(f"action: shape {a.shape}, expected {self.action_space.shape} ({self.dims})")
+        return np.array(np.broadcast_to(a[:, None] if self.dims == "rows" else a[:, None][:1], self.full_shape), np.float32)
+
+# %% ../../nbs/05_sim.env.ipynb 14
 def run_episode(env: TruckEnergyEnv, policy: Callable[[np.ndarray], np.ndarray] | None = None,
                 cycle: str | Cycle | None = None, seed: int | None = 0) -> dict:
     "Drive one episode of `env` with `policy(obs) -> action` (default: the stock action); totals of the run."
