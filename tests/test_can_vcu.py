@@ -14,7 +14,9 @@ from servers import wait_until
 
 T0 = 1_700_000_000.0
 
-def _cfg(**kw): return CanConfig(channel=f"t-{uuid.uuid4().hex[:8]}", **kw)
+def _cfg(**kw):
+    "A fresh virtual channel; its name ends in a letter: python-can's BLF writer turns a name's trailing digits into its 16-bit channel number."
+    return CanConfig(channel=f"t-{uuid.uuid4().hex[:8]}-vcu", **kw)
 
 def _expected(frames, n=1100):
     "Independent reference: an identically seeded TruckSim at 50 Hz, interpolated onto the frames' timestamps."
