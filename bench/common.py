@@ -112,33 +112,50 @@ def call_latency(fn, n: int = 3000, warmup: int = 100) -> dict:
     return {"p50_us": float(np.percentile(t, 50)) / 1e3, "p99_us": float(np.percentile(t, 99)) / 1e3}
 
 
+def interleaved_latency(fns: dict, n: int, blocks: int = 20, warmup: int = 200) -> dict:
+    "p50/p99 (µs) of each callable in `fns` over `n` calls, made in `blocks` rounds that call each in turn: a busy spell of a shared machine hits every path alike."
+    for f in fns.values():
+        for _ in range(warmup): f()
+    per = max(1, n // blocks)
+    t = {k: np.empty(per * blocks) for k in fns}
+    clock = time.perf_counter_ns
+    for b in range(blocks):
+        for k, f in fns.items():
+            out = t[k]
+            for i in range(b * per, (b + 1) * per):
+                t0 = clock(); f(); out[i] = clock() - t0
+    return {k: {"p50_us": float(np.percentile(v, 50)) / 1e3, "p99_us": float(np.percentile(v, 99)) / 1e3} for k, v in t.items()}
+
+
 def latency_report(agent, n: int = 20_000) -> dict:
-    "`act` p50/p99 on one observation (NumPy fast path, without and with noise) next to the compiled actor (`predict`, a tf.function) and the TFLite interpreter (float32 and int8, with how far int8 moves the actions)."
+    """`act` p50/p99 on one observation (NumPy fast path), the actor's matrix products alone and the TFLite interpreter (float32 and
+    int8, with how far int8 moves the actions), timed interleaved; then `act` with noise and the compiled actor (`predict`, a tf.function)."""
     from tspace.agent.dpg import act_latency, tflite_runner
-    out = {"act": act_latency(agent, n=n), "act_explore": act_latency(agent, n=n, explore=True)}
+    spec, g = agent.spec, np.random.default_rng(0)            # observations inside the bounds
+    lo = np.where(np.isfinite(spec.state_low), spec.state_low, -1.0)
+    hi = np.where(np.isfinite(spec.state_high), spec.state_high, 1.0)
+    xs = (lo + (hi - lo) * g.random((256, *spec.state_shape))).astype(np.float32)
+    obs, flat = xs[0], xs[:1].reshape(1, -1)
+    paths = {"act": lambda: agent.act(obs, explore=False)}
     if hasattr(agent, "numpy_actor"):         # the floor of any NumPy path: the actor's matrix products alone, into ready buffers
         Ws = [W for W, _ in agent.numpy_actor().layers]
         bufs, x0 = [np.empty(W.shape[1], np.float32) for W in Ws], np.zeros(Ws[0].shape[0], np.float32)
         def products():
             h = x0
             for W, o in zip(Ws, bufs): h = np.matmul(h, W, out=o)
-        out["products"] = call_latency(products, n=n)
-    x = np.zeros((1, *agent.spec.state_shape), np.float32)
-    out["tf_function"] = call_latency(lambda: agent.predict(x))
+        paths["products"] = products
     with tempfile.TemporaryDirectory() as d:
         run = tflite_runner(agent.export_tflite(os.path.join(d, "actor.tflite")))
-        (name,) = run.interpreter.get_signature_list()["serving_default"]["inputs"]
-        flat = x.reshape(1, -1)
-        out["tflite"] = call_latency(lambda: run(**{name: flat}))
         run8 = tflite_runner(agent.export_tflite(os.path.join(d, "actor_int8.tflite"), quantize="int8"))
-        out["tflite_int8"] = call_latency(lambda: run8(**{name: flat}))
-        spec, g = agent.spec, np.random.default_rng(0)     # how far int8 moves the actions, on observations inside the bounds
-        lo = np.where(np.isfinite(spec.state_low), spec.state_low, -1.0)
-        hi = np.where(np.isfinite(spec.state_high), spec.state_high, 1.0)
-        xs = (lo + (hi - lo) * g.random((256, *spec.state_shape))).astype(np.float32).reshape(256, -1)
-        a32, a8 = (next(iter(r(**{name: xs}).values())) for r in (run, run8))
+        (name,) = run.interpreter.get_signature_list()["serving_default"]["inputs"]
+        paths["tflite"] = lambda: run(**{name: flat})
+        paths["tflite_int8"] = lambda: run8(**{name: flat})
+        out = interleaved_latency(paths, n)
+        a32, a8 = (next(iter(r(**{name: xs.reshape(256, -1)}).values())) for r in (run, run8))   # how far int8 moves the actions
         out["tflite_int8"].update(max_err=float(np.abs(a8 - a32).max()), mean_err=float(np.abs(a8 - a32).mean()),
                                   mean_abs_action=float(np.abs(a32).mean()))
+    out["act_explore"] = act_latency(agent, n=n, explore=True)
+    out["tf_function"] = call_latency(lambda: agent.predict(flat.reshape(1, *spec.state_shape)))
     return out
 
 
