@@ -148,7 +148,7 @@ def coarse_truck_env(env, dims: str):
 
 
 def flat_truck_env(encoding: str = TRUCK["encoding"], reward_scale: float = 1.0, dims: str = "full"):
-    "The truck for SB3's MlpPolicy: flat observation (frame_len*signals) and flat action (rows*columns) vectors, rewards x `reward_scale`."
+    "The truck for SB3's MlpPolicy: flat observation (frame_len*signals) and flat action vectors (rows*columns, or `dims`' 4 or 1), rewards x `reward_scale`."
     import gymnasium as gym
     from gymnasium.wrappers import FlattenObservation, TransformReward
 
