@@ -159,7 +159,8 @@ def flat_truck_env(encoding: str = TRUCK["encoding"], reward_scale: float = 1.0,
             self.action_space = gym.spaces.Box(-1.0, 1.0, (int(np.prod(env.action_space.shape)),), np.float32)
         def action(self, action): return np.asarray(action, np.float32).reshape(self.env.action_space.shape)
 
-    env = FlattenObservation(FlatAction(truck_env(encoding=encoding)) if dims == "full" else coarse_truck_env(truck_env(encoding=encoding), dims))
+    truck = truck_env(encoding=encoding)
+    env = FlattenObservation(FlatAction(truck) if dims == "full" else coarse_truck_env(truck, dims))
     return env if reward_scale == 1.0 else TransformReward(env, lambda r: reward_scale * r)
 
 
@@ -290,10 +291,10 @@ def sb3_job(job: dict) -> dict:
         return {"grad_steps_s": job["updates"] / (time.perf_counter() - t0)}
     seed = job["seed"]
     if job["env"] == "truck":
-        dims = hp.get("action_dims", "full")
-        env = flat_truck_env(hp["encoding"], hp["reward_scale"], dims)
-        full = coarse_truck_env(truck_env(encoding=hp["encoding"]), dims)   # its `action`: the agent's action as the truck's
-        expand = (lambda a: a.reshape(env.unwrapped.action_space.shape)) if dims == "full" else full.action
+        env = flat_truck_env(hp["encoding"], hp["reward_scale"], hp.get("action_dims", "full"))
+        wrapper = env
+        while not isinstance(wrapper, gym.ActionWrapper): wrapper = wrapper.env    # FlatAction or CoarseActions
+        expand = wrapper.action                                                    # the agent's action as the truck's
         model = sb3_model(algo, env, hp, seed)
         out = train_sb3(model, hp["steps"])
         return {**out, **truck_eval(lambda o: expand(model.predict(o.reshape(-1), deterministic=True)[0]), hp["encoding"])}

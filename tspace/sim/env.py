@@ -136,7 +136,7 @@ class CoarseActions(gym.ActionWrapper):
         "The wrapped truck's `(rows, columns)` action: each row's value (`rows`) or the one value (`uniform`) in every cell it stands for."
         a = np.asarray(action, np.float32).reshape(-1)
         if a.shape != self.action_space.shape: raise DataError(f"action: shape {a.shape}, expected {self.action_space.shape} ({self.dims})")
-        return np.array(np.broadcast_to(a[:, None] if self.dims == "rows" else a[:, None][:1], self.full_shape), np.float32)
+        return np.array(np.broadcast_to(a[:, None], self.full_shape), np.float32)
 
 # %% ../../nbs/05_sim.env.ipynb 14
 def run_episode(env: TruckEnergyEnv, policy: Callable[[np.ndarray], np.ndarray] | None = None,
